@@ -1,0 +1,1 @@
+"""Adapters for the ports: local ones here, cloud ones beside them."""

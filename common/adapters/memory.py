@@ -1,0 +1,61 @@
+"""In-memory JobStore with the same listener API as Firestore's on_snapshot."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from common.ports import JobListener, Unsubscribe
+from common.schemas import Job, JobUpdate, apply_update
+
+
+class MemoryJobStore:
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._listeners: dict[str, list[JobListener]] = defaultdict(list)
+        self._lock = threading.RLock()
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        with self._lock:
+            existing = self._jobs.get(job.id)
+            if existing is not None:
+                return existing.model_copy(deep=True), False
+            self._jobs[job.id] = job.model_copy(deep=True)
+        self._notify(job.id)
+        return job.model_copy(deep=True), True
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.model_copy(deep=True) if job else None
+
+    def advance(self, job_id: str, update: JobUpdate) -> Job:
+        with self._lock:
+            job = self._jobs[job_id]
+            changed = apply_update(job, update)
+            if changed is None:
+                return job.model_copy(deep=True)
+            self._jobs[job_id] = changed
+        self._notify(job_id)
+        return changed.model_copy(deep=True)
+
+    def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:
+        with self._lock:
+            self._listeners[job_id].append(callback)
+            job = self._jobs.get(job_id)
+        if job is not None:
+            callback(job.model_copy(deep=True))
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners[job_id]:
+                    self._listeners[job_id].remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs[job_id].model_copy(deep=True)
+            listeners = list(self._listeners.get(job_id, ()))
+        for callback in listeners:
+            callback(job)

@@ -1,0 +1,76 @@
+"""One error tree: permanent errors fail the job, transient errors ask for redelivery."""
+
+from __future__ import annotations
+
+
+class ClosetError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    code: str = "stage_failed"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigurationError(ClosetError):
+    """A setting is invalid or a model file is missing: raised at startup, never per request."""
+
+    code = "configuration_error"
+
+
+class PermanentError(ClosetError):
+    """The input or the request can never succeed: ack the message and fail the job."""
+
+
+class InvalidImage(PermanentError):
+    code = "invalid_image"
+
+
+class UnsupportedFormat(PermanentError):
+    code = "unsupported_format"
+
+
+class ImageTooLarge(PermanentError):
+    code = "image_too_large"
+
+
+class TooManyPixels(PermanentError):
+    code = "too_many_pixels"
+
+
+class ImageTooSmall(PermanentError):
+    code = "image_too_small"
+
+
+class NoGarmentFound(PermanentError):
+    code = "no_garment_found"
+
+
+class BackendUnavailable(PermanentError):
+    """A remote backend refused for good (bad key, no credit, bad request)."""
+
+    code = "backend_unavailable"
+
+
+class TransientError(ClosetError):
+    """Worth another try later (5xx, 429, time-out): raise so Pub/Sub redelivers with backoff."""
+
+    code = "backend_unavailable"
+    retryable = True
+
+
+ERROR_CODES: dict[str, str] = {
+    "invalid_image": "The upload is not a readable image (empty, truncated or not an image).",
+    "unsupported_format": "The image format is not on the allow-list (JPEG, PNG, WebP, GIF).",
+    "image_too_large": "The upload is larger than the byte limit.",
+    "too_many_pixels": "The image has more pixels than the pixel limit.",
+    "image_too_small": "The image is smaller than the minimum side.",
+    "no_garment_found": "No garment was found in the image.",
+    "backend_unavailable": "A model backend refused the request.",
+    "stage_failed": "A stage kept failing and its message was dead-lettered.",
+    "timeout": "The job made no progress for too long (stuck-job watchdog).",
+}

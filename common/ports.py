@@ -1,0 +1,55 @@
+"""The three ports stage logic depends on; each has a local and a cloud adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from common.schemas import Job, JobUpdate, StageMessage
+
+JobListener = Callable[[Job], None]
+Unsubscribe = Callable[[], None]
+
+
+class JobStore(Protocol):
+    """`jobs/{jobId}`: created once, then changed only through `advance`."""
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        """Store `job` unless one with its id exists; return the stored job and whether it is new."""
+        ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def advance(self, job_id: str, update: JobUpdate) -> Job:
+        """Apply `update` atomically under `schemas.apply_update`'s rules; return the job."""
+        ...
+
+    def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:
+        """Call `callback` with the job now and after every change, until unsubscribed."""
+        ...
+
+
+class Bus(Protocol):
+    def publish(self, message: StageMessage) -> None:
+        """Send `message` to the topic that feeds `message.stage`."""
+        ...
+
+
+class BlobStore(Protocol):
+    def read(self, bucket: str, name: str) -> bytes: ...
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        *,
+        cache_control: str | None = None,
+    ) -> str:
+        """Store `data` at a deterministic path (overwriting) and return its URL."""
+        ...
+
+    def exists(self, bucket: str, name: str) -> bool: ...
+
+    def url(self, bucket: str, name: str) -> str: ...

@@ -1,0 +1,222 @@
+"""The job document (the frontend's API), the stage message, and what stages hand each other."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """camelCase on the wire (Firestore, Pub/Sub, job.json), snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED)
+
+
+class StageStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (StageStatus.DONE, StageStatus.SKIPPED)
+
+
+class Source(Model):
+    bucket: str
+    name: str
+    generation: str
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+class StageRecord(Model):
+    status: StageStatus
+    backend: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    ms: int | None = None
+    attempts: int = 0
+    reason: str | None = None
+
+
+class ImageRef(Model):
+    url: str
+    path: str
+    width: int
+    height: int
+    bytes: int
+    format: str
+
+
+BBox = tuple[int, int, int, int]
+"""left, top, right, bottom in working-image pixels; right and bottom exclusive."""
+
+
+class Attributes(Model):
+    """Attribute tags of one garment: the schema of the generative model's structured output."""
+
+    category: str = Field(description="garment category, e.g. t-shirt, jeans, dress, sneakers")
+    colors: list[str] = Field(description="main colours, most prominent first, plain names")
+    pattern: str = Field(description="solid, striped, checked, floral, printed, or other")
+    seasons: list[Literal["spring", "summer", "autumn", "winter"]] = Field(
+        description="seasons the garment suits"
+    )
+
+
+class ItemResult(Model):
+    label: str
+    bbox: BBox
+    area: float
+    image: ImageRef
+    thumbnail: ImageRef
+    completed: bool = False
+    attributes: Attributes | None = None
+
+
+class Result(Model):
+    items: list[ItemResult]
+    cutout: ImageRef
+    manifest: str | None = None
+
+
+class JobError(Model):
+    code: str
+    message: str
+    stage: str | None = None
+    retryable: bool = False
+
+
+class Job(Model):
+    id: str
+    uid: str
+    status: JobStatus = JobStatus.QUEUED
+    stage: str = "ingest"
+    progress: int = Field(default=0, ge=0, le=100)
+    message: str = "Queued"
+    source: Source
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
+    result: Result | None = None
+    error: JobError | None = None
+    cache_hit: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+
+
+class JobUpdate(Model):
+    """One change to a job; `apply_update` applies it with the document's rules."""
+
+    status: JobStatus | None = None
+    stage: str | None = None
+    progress: int | None = None
+    message: str | None = None
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
+    source: Source | None = None
+    result: Result | None = None
+    error: JobError | None = None
+    cache_hit: bool | None = None
+
+
+def apply_update(job: Job, update: JobUpdate, now: datetime | None = None) -> Job | None:
+    """The job after `update`, or None when the rules leave it unchanged.
+
+    Rules shared by every JobStore: a terminal job never changes again; progress never
+    decreases and reaches 100 only with `done`; stage records merge field by field.
+    """
+    if job.status.terminal:
+        return None
+    data = job.model_copy(deep=True)
+    if update.status is not None:
+        data.status = update.status
+    if update.stage is not None:
+        data.stage = update.stage
+    if update.message is not None:
+        data.message = update.message
+    if update.progress is not None:
+        data.progress = max(data.progress, update.progress)
+    if data.status is not JobStatus.DONE:
+        data.progress = min(data.progress, 99)
+    else:
+        data.progress = 100
+    for name, record in update.stages.items():
+        merged = data.stages[name].model_dump() if name in data.stages else {}
+        merged.update(record.model_dump(exclude_unset=True))
+        data.stages[name] = StageRecord.model_validate(merged)
+    for attr in ("source", "result", "error", "cache_hit"):
+        value = getattr(update, attr)
+        if value is not None:
+            setattr(data, attr, value)
+    data.updated_at = now or utcnow()
+    return data
+
+
+class StageMessage(Model):
+    """What travels on the bus: references to artefacts, never image bytes."""
+
+    job_id: str
+    stage: str
+    refs: dict[str, str] = Field(default_factory=dict)
+    cache_key: str | None = None
+    attempt: int = 1
+
+
+class UploadEvent(Model):
+    """An object finalized in the uploads bucket, whatever the event format that carried it."""
+
+    bucket: str
+    name: str
+    generation: str
+    content_type: str | None = None
+    size: int | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Garment(Model):
+    """One garment found by segmentation; its mask lives in the work bucket."""
+
+    label: str
+    bbox: BBox
+    area: float = Field(description="fraction of the working image")
+    mask: str = Field(description="work-bucket path of the garment's mask (PNG, mode L)")
+
+
+class Segments(Model):
+    width: int
+    height: int
+    garments: list[Garment]
+
+
+class Expansion(Model):
+    """What the expand stage adds to one garment (same order as `Segments.garments`)."""
+
+    completed_image: str | None = None
+    attributes: Attributes | None = None
+
+
+class Expansions(Model):
+    items: list[Expansion]
