@@ -15,7 +15,7 @@ class JobStore(Protocol):
     """`jobs/{jobId}`: created once, then changed only through `advance`."""
 
     def create(self, job: Job) -> tuple[Job, bool]:
-        """Store `job` unless one with its id exists; return the stored job and whether it is new."""
+        """Store `job` unless its id exists; return the stored job and whether it is new."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...

@@ -17,7 +17,9 @@ def load_class(kind: str, registry: Mapping[str, str], name: str, base: type[T])
         target = registry[name]
     except KeyError:
         choices = ", ".join(sorted(registry))
-        raise ConfigurationError(f"unknown {kind} backend {name!r}; choose one of {choices}")
+        raise ConfigurationError(
+            f"unknown {kind} backend {name!r}; choose one of {choices}"
+        ) from None
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -32,5 +32,5 @@ class GenerativeBackend(ABC):
     def complete(self, garment: Image.Image, label: str, edges: list[Edge]) -> Image.Image:
         """The garment with the parts cut off at `edges` drawn in, as an RGBA image."""
 
-    def warmup(self) -> None:
+    def warmup(self) -> None:  # noqa: B027
         """Remote backends have nothing to load; creating the client was the warm-up."""
