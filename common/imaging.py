@@ -1,0 +1,208 @@
+"""Decoding uploads safely and encoding outputs: the only module that opens image bytes."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from common.errors import (
+    ImageTooLarge,
+    ImageTooSmall,
+    InvalidImage,
+    TooManyPixels,
+    UnsupportedFormat,
+)
+
+# Pillow plugin names for the formats we accept. Opening with `formats=` keeps every other
+# plugin (EPS through Ghostscript above all) out of reach, whatever the bytes claim to be.
+PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+
+CONTENT_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+# Recognised but refused: a clear `unsupported_format` beats a vague `invalid_image`.
+_KNOWN_UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
+    (b"%!PS", 0, "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", 0, "EPS"),
+    (b"%PDF", 0, "PDF"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"BM", 0, "BMP"),
+    (b"8BPS", 0, "Photoshop"),
+    (b"\x00\x00\x01\x00", 0, "ICO"),
+    (b"\xff\x0a", 0, "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", 0, "JPEG XL"),
+    (b"<svg", 0, "SVG"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image
+    """RGB, or RGBA when the upload has real transparency; long edge at most the working size."""
+    format: str
+    original_size: tuple[int, int]
+    """Width and height of the upload after EXIF orientation."""
+    frames: int
+
+
+def sniff_format(data: bytes) -> str:
+    """The image format named by the magic bytes: jpeg, png, webp or gif; anything else raises."""
+    if not data:
+        raise InvalidImage("the upload is empty")
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        name = "AVIF" if brand in (b"avif", b"avis") else "HEIC" if brand in _HEIF_BRANDS else None
+        if name:
+            raise UnsupportedFormat(f"{name} images are not accepted; send JPEG, PNG, WebP or GIF")
+    stripped = data.lstrip()
+    for magic, offset, name in _KNOWN_UNSUPPORTED:
+        if data[offset:].startswith(magic) or (name == "SVG" and stripped.startswith(b"<?xml")):
+            raise UnsupportedFormat(f"{name} files are not accepted; send JPEG, PNG, WebP or GIF")
+    raise InvalidImage("the upload is not an image (unrecognised file signature)")
+
+
+def decode(
+    data: bytes,
+    *,
+    allowed_formats: tuple[str, ...],
+    max_bytes: int,
+    max_pixels: int,
+    min_side: int,
+    working_size: int,
+) -> DecodedImage:
+    """Validate and decode an upload straight to working size; bad input raises PermanentError."""
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the upload is {len(data)} bytes; the limit is {max_bytes}")
+    fmt = sniff_format(data)
+    if fmt not in allowed_formats:
+        raise UnsupportedFormat(f"{fmt.upper()} images are not accepted here")
+    try:
+        with warnings.catch_warnings():
+            # We enforce our own pixel limit below, before anything is decoded.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
+    except Image.DecompressionBombError:
+        raise TooManyPixels("the image header claims far more pixels than allowed") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"the {fmt.upper()} data cannot be read: {exc}") from None
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooManyPixels(f"the image is {width}x{height}; the limit is {max_pixels} pixels")
+    if min(width, height) < min_side:
+        raise ImageTooSmall(f"the image is {width}x{height}; each side must be {min_side} or more")
+    frames = getattr(image, "n_frames", 1)
+
+    if fmt == "jpeg":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the decode cost of a large
+        # photo disappears, and the result is still at least the working size.
+        scale = working_size / max(width, height)
+        if scale < 1:
+            image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
+    try:
+        image.load()
+        oriented = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"the {fmt.upper()} data is damaged: {exc}") from None
+    original = _oriented_size(image, (width, height))
+    normalised = normalise_mode(oriented)
+    return DecodedImage(fit(normalised, working_size), fmt, original, frames)
+
+
+def _oriented_size(image: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
+    orientation = image.getexif().get(0x0112, 1)
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """RGB, or RGBA when some pixel is not opaque; handles 16-bit, CMYK, palette and grayscale."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        peak = 255.0 if values.max(initial=0) <= 255 else 65535.0
+        gray = np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("PA", "LA", "La", "RGBa", "RGBA"):
+        image = image.convert("RGBA")
+    elif mode != "RGB":
+        image = image.convert("RGB")
+    if image.mode == "RGBA":
+        alpha_min, _ = image.getchannel("A").getextrema()
+        if alpha_min == 255:
+            return image.convert("RGB")
+    return image
+
+
+def fit(image: Image.Image, max_size: int) -> Image.Image:
+    """A copy whose long edge is at most `max_size`, alpha-correct (premultiplied resampling)."""
+    width, height = image.size
+    scale = max_size / max(width, height)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.mode == "RGBA":
+        # Resampling straight RGBA drags the colour of transparent pixels into the edges.
+        return image.convert("RGBa").resize(size, Image.Resampling.LANCZOS).convert("RGBA")
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def encode(image: Image.Image, fmt: str, *, quality: int = 85) -> bytes:
+    """Encode an output image; JPEG has no alpha, so cut-outs are flattened onto white."""
+    buffer = io.BytesIO()
+    if fmt == "webp":
+        image.save(buffer, format="WEBP", quality=quality, method=4)
+    elif fmt == "jpeg":
+        flat = image
+        if image.mode == "RGBA":
+            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat.paste(image, mask=image.getchannel("A"))
+        flat.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
+    elif fmt == "png":
+        image.save(buffer, format="PNG", compress_level=6)
+    else:
+        raise ValueError(f"cannot encode {fmt!r}")
+    return buffer.getvalue()
+
+
+def encode_work(image: Image.Image) -> bytes:
+    """Lossless and fast, for artefacts that only the next stage reads."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def open_work(data: bytes) -> Image.Image:
+    """Open an artefact the pipeline itself wrote."""
+    image = Image.open(io.BytesIO(data), formats=["PNG"])
+    image.load()
+    return image
+
+
+def alpha_bbox(alpha: Image.Image | np.ndarray, threshold: int = 128) -> tuple[int, int, int, int]:
+    """Bounding box (left, top, right, bottom; exclusive) of alpha >= threshold, or zeros."""
+    values = np.asarray(alpha)
+    rows = np.flatnonzero((values >= threshold).any(axis=1))
+    cols = np.flatnonzero((values >= threshold).any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)

@@ -1,0 +1,218 @@
+"""Runs one stage for one message: idempotency, timing, progress, error mapping, next hop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from common import telemetry
+from common.errors import ClosetError, PermanentError
+from common.ports import Bus, JobStore
+from common.schemas import (
+    JobError,
+    JobStatus,
+    JobUpdate,
+    Result,
+    Source,
+    StageMessage,
+    StageRecord,
+    StageStatus,
+    utcnow,
+)
+
+STAGES: tuple[str, ...] = ("ingest", "remove_background", "segment", "expand", "finalize")
+PROGRESS: dict[str, int] = {
+    "ingest": 10,
+    "remove_background": 35,
+    "segment": 60,
+    "expand": 85,
+    "finalize": 100,
+}
+# What the frontend shows while a stage runs.
+ACTIVITY: dict[str, str] = {
+    "ingest": "Checking the photo",
+    "remove_background": "Removing the background",
+    "segment": "Finding the garments",
+    "expand": "Completing and tagging garments",
+    "finalize": "Saving the images",
+}
+
+
+def next_stage(stage: str) -> str | None:
+    index = STAGES.index(stage)
+    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+
+
+@dataclass
+class StageOutcome:
+    """What a stage handler reports back to the runtime."""
+
+    backend: str | None = None
+    refs: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+    """Why the stage did nothing; the stage is then recorded as skipped."""
+    message: str | None = None
+    cache_key: str | None = None
+    source: Source | None = None
+    result: Result | None = None
+    finished: bool = False
+    """True when the job is complete after this stage (the last stage, or a cache hit)."""
+    cache_hit: bool = False
+    other_stages: dict[str, StageRecord] = field(default_factory=dict)
+    """Records for other stages, e.g. those a cache hit makes unnecessary."""
+
+
+class Stage(Protocol):
+    name: str
+
+    def handle(self, message: StageMessage) -> StageOutcome: ...
+
+
+class Delivery(StrEnum):
+    """How a message was settled: every value but a raised exception acknowledges it."""
+
+    DONE = "done"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> Delivery:
+    """Run `stage` once; raises (so the message is redelivered) only for transient errors."""
+    job = jobs.get(message.job_id)
+    if job is None:
+        telemetry.message_skipped(message.job_id, stage.name, "no such job")
+        return Delivery.IGNORED
+    if job.status.terminal:
+        telemetry.message_skipped(message.job_id, stage.name, f"job already {job.status}")
+        return Delivery.IGNORED
+    record = job.stages.get(stage.name)
+    if record is not None and record.status.finished:
+        # At-least-once delivery: this step is already recorded, so the next hop was published.
+        telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
+        return Delivery.DUPLICATE
+
+    attempts = (record.attempts if record else 0) + 1
+    jobs.advance(
+        job.id,
+        JobUpdate(
+            status=JobStatus.RUNNING,
+            stage=stage.name,
+            message=ACTIVITY[stage.name],
+            stages={
+                stage.name: StageRecord(
+                    status=StageStatus.RUNNING, started_at=utcnow(), attempts=attempts
+                )
+            },
+        ),
+    )
+    telemetry.stage_started(job.id, stage.name, attempts)
+    with telemetry.timer() as elapsed:
+        try:
+            outcome = stage.handle(message)
+        except PermanentError as exc:
+            outcome = None
+            error = exc
+        except Exception as exc:
+            telemetry.stage_error(job.id, stage.name, exc, attempts)
+            # Keep the last error on the record: the dead-letter handler reports it.
+            jobs.advance(
+                job.id,
+                JobUpdate(
+                    stages={stage.name: StageRecord(status=StageStatus.RUNNING, reason=_why(exc))}
+                ),
+            )
+            raise
+    if outcome is None:
+        fail_job(jobs, job.id, stage.name, error.code, error.message, ms=elapsed[0])
+        return Delivery.FAILED
+
+    following = None if outcome.finished else next_stage(stage.name)
+    if following is not None:
+        # Publish before recording the step: if we die in between, the redelivered message
+        # runs again and republishes; recording first could strand the job.
+        bus.publish(
+            StageMessage(
+                job_id=job.id,
+                stage=following,
+                refs={**message.refs, **outcome.refs},
+                cache_key=outcome.cache_key or message.cache_key,
+            )
+        )
+    status = StageStatus.SKIPPED if outcome.skipped else StageStatus.DONE
+    jobs.advance(
+        job.id,
+        JobUpdate(
+            status=JobStatus.DONE if outcome.finished else None,
+            progress=100 if outcome.finished else PROGRESS[stage.name],
+            message=outcome.message or ("Done" if outcome.finished else ACTIVITY[following or ""]),
+            stage=following if following is not None else stage.name,
+            stages={
+                **outcome.other_stages,
+                stage.name: StageRecord(
+                    status=status,
+                    backend=outcome.backend,
+                    ended_at=utcnow(),
+                    ms=elapsed[0],
+                    reason=outcome.skipped,
+                ),
+            },
+            source=outcome.source,
+            result=outcome.result,
+            cache_hit=outcome.cache_hit or None,
+        ),
+    )
+    telemetry.stage_finished(job.id, stage.name, elapsed[0], status.value)
+    return Delivery.DONE
+
+
+def fail_job(
+    jobs: JobStore,
+    job_id: str,
+    stage: str,
+    code: str,
+    message: str,
+    *,
+    ms: int | None = None,
+    retryable: bool = False,
+) -> None:
+    """Mark the job failed with a stable code; the job never changes again."""
+    telemetry.job_failed(job_id, stage, code, message)
+    jobs.advance(
+        job_id,
+        JobUpdate(
+            status=JobStatus.FAILED,
+            stage=stage,
+            message=message,
+            error=JobError(code=code, message=message, stage=stage, retryable=retryable),
+            stages={
+                stage: StageRecord(
+                    status=StageStatus.FAILED, ended_at=utcnow(), ms=ms, reason=message
+                )
+            },
+        ),
+    )
+
+
+def dead_letter(jobs: JobStore, message: StageMessage) -> None:
+    """A message that kept failing: the job fails with `stage_failed`, naming stage and error."""
+    job = jobs.get(message.job_id)
+    if job is None or job.status.terminal:
+        return
+    record = job.stages.get(message.stage)
+    last = record.reason if record and record.reason else "no error was recorded"
+    attempts = record.attempts if record else 0
+    fail_job(
+        jobs,
+        job.id,
+        message.stage,
+        "stage_failed",
+        f"{message.stage} failed {attempts} times; last error: {last}",
+        retryable=True,
+    )
+
+
+def _why(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, ClosetError) else str(exc)
+    return f"{type(exc).__name__}: {text}"[:500]

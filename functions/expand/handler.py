@@ -1,0 +1,73 @@
+"""expand: complete garments cut off by the frame and tag attributes, only where needed."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from common import imaging, telemetry
+from common.backends.generative import GenerativeBackend
+from common.config import Settings
+from common.errors import BackendUnavailable
+from common.garments import garment_image, image_to_mask, touched_edges
+from common.ports import BlobStore
+from common.runtime import StageOutcome
+from common.schemas import Expansion, Expansions, Garment, Segments, StageMessage
+
+NO_CREDENTIALS = "no generative credentials (set GEMINI_API_KEY or GOOGLE_GENAI_USE_VERTEXAI)"
+
+
+class Expand:
+    name = "expand"
+
+    def __init__(
+        self, settings: Settings, blobs: BlobStore, backend: GenerativeBackend | None
+    ) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.backend = backend
+
+    def handle(self, message: StageMessage) -> StageOutcome:
+        if self.backend is None:
+            return StageOutcome(skipped=NO_CREDENTIALS)
+        if not (self.settings.tagging or self.settings.completion):
+            return StageOutcome(skipped="tagging and completion are both turned off")
+        bucket = self.settings.work_bucket
+        segments = Segments.model_validate_json(self.blobs.read(bucket, message.refs["segments"]))
+        cutout = imaging.open_work(self.blobs.read(bucket, message.refs["cutout"]))
+        backend = self.backend
+
+        def expand_one(index: int, garment: Garment) -> Expansion:
+            mask = image_to_mask(imaging.open_work(self.blobs.read(bucket, garment.mask)))
+            crop = garment_image(cutout, mask, garment.bbox)
+            expansion = Expansion()
+            edges = touched_edges(mask)
+            if self.settings.completion and edges:
+                completed = backend.complete(crop, garment.label, edges)
+                name = f"work/{message.job_id}/completed-{index}.png"
+                self.blobs.write(bucket, name, imaging.encode_work(completed), "image/png")
+                expansion.completed_image = name
+                crop = completed
+            if self.settings.tagging:
+                expansion.attributes = backend.tag(crop, garment.label)
+            return expansion
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, len(segments.garments))) as pool:
+                items = list(pool.map(expand_one, range(len(segments.garments)), segments.garments))
+        except BackendUnavailable as exc:
+            # Tags and completion enrich the result; a refusal should not cost the user the
+            # garments themselves, so record why and carry on without them.
+            telemetry.log(logging.WARNING, f"expand skipped: {exc.message}", jobId=message.job_id)
+            return StageOutcome(backend=backend.name, skipped=f"{backend.name}: {exc.message}")
+        name = f"work/{message.job_id}/expansions.json"
+        expansions = Expansions(items=items)
+        self.blobs.write(
+            bucket, name, expansions.model_dump_json(by_alias=True).encode(), "application/json"
+        )
+        completed = sum(1 for item in items if item.completed_image)
+        return StageOutcome(
+            backend=backend.name,
+            refs={"expansions": name},
+            message=f"Tagged {len(items)} garment(s), completed {completed}",
+        )

@@ -1,0 +1,147 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import imaging
+from common.errors import ImageTooLarge, InvalidImage, TooManyPixels, UnsupportedFormat
+from tests import badinputs
+
+LIMITS = {
+    "allowed_formats": ("jpeg", "png", "webp", "gif"),
+    "max_bytes": 25 * 1024 * 1024,
+    "max_pixels": 64_000_000,
+    "min_side": 32,
+    "working_size": 1024,
+}
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xff\xd8\xff\xe0rest", "jpeg"),
+        (b"\x89PNG\r\n\x1a\nrest", "png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"GIF89a....", "gif"),
+    ],
+)
+def test_sniff_recognises_allowed_formats_by_magic_bytes(data, expected):
+    assert imaging.sniff_format(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"%!PS-Adobe-3.0 EPSF-3.0", b"%PDF-1.7", b"II*\x00", b"BM6\x00", b"\x00\x00\x00\x18ftypheic"],
+)
+def test_sniff_names_known_but_refused_formats(data):
+    with pytest.raises(UnsupportedFormat):
+        imaging.sniff_format(data)
+
+
+def test_format_outside_the_allow_list_is_refused():
+    data = jpeg_bytes(badinputs.garment_photo())
+
+    with pytest.raises(UnsupportedFormat):
+        imaging.decode(data, **{**LIMITS, "allowed_formats": ("png",)})
+
+
+def test_byte_limit_is_checked_before_decoding():
+    data = jpeg_bytes(badinputs.garment_photo())
+
+    with pytest.raises(ImageTooLarge):
+        imaging.decode(data, **{**LIMITS, "max_bytes": len(data) - 1})
+
+
+def test_pixel_limit_uses_the_header_not_a_full_decode():
+    # 20000 x 20000 is below Pillow's own bomb threshold, so our limit must catch it.
+    data = badinputs.png_claiming(20000, 20000)
+
+    with pytest.raises(TooManyPixels):
+        imaging.decode(data, **LIMITS)
+
+
+def test_large_jpeg_is_decoded_straight_to_working_size():
+    photo = badinputs.garment_photo(4000, 3000)
+
+    decoded = imaging.decode(jpeg_bytes(photo), **LIMITS)
+
+    assert decoded.image.size == (1024, 768)
+    assert decoded.original_size == (4000, 3000)
+    assert decoded.image.mode == "RGB"
+
+
+def test_exif_orientation_is_applied():
+    expected = np.asarray(badinputs.garment_photo(640, 480).transpose(Image.Transpose.ROTATE_270))
+
+    decoded = imaging.decode(badinputs.exif_rotated_jpeg(), **LIMITS)
+
+    assert decoded.image.size == (480, 640)
+    difference = np.abs(np.asarray(decoded.image).astype(int) - expected.astype(int))
+    assert difference.mean() < 3
+
+
+def test_sixteen_bit_png_keeps_its_tones():
+    decoded = imaging.decode(badinputs.png16(), **LIMITS)
+
+    shirt = decoded.image.getpixel((320, 300))
+    background = decoded.image.getpixel((5, 5))
+    assert decoded.image.mode == "RGB"
+    assert isinstance(shirt, tuple) and isinstance(background, tuple)
+    assert 60 < shirt[0] < 100 and background[0] > 220
+
+
+def test_cmyk_jpeg_comes_out_in_rgb_with_its_colours():
+    decoded = imaging.decode(badinputs.cmyk_jpeg(), **LIMITS)
+
+    red, green, blue = decoded.image.getpixel((320, 300))  # type: ignore[misc]
+    assert decoded.image.mode == "RGB"
+    assert red > 140 and green < 80 and blue < 90
+
+
+def test_palette_transparency_becomes_alpha():
+    decoded = imaging.decode(badinputs.palette_with_transparency(), **LIMITS)
+
+    assert decoded.image.mode == "RGBA"
+    assert decoded.image.getpixel((2, 2))[3] == 0  # type: ignore[index]
+    assert decoded.image.getpixel((320, 300))[3] == 255  # type: ignore[index]
+
+
+def test_animated_gif_uses_its_first_frame():
+    decoded = imaging.decode(badinputs.animated_gif(), **LIMITS)
+
+    assert decoded.frames == 2
+    assert decoded.image.size == (640, 480)
+
+
+def test_truncated_jpeg_is_invalid_not_a_crash():
+    with pytest.raises(InvalidImage):
+        imaging.decode(badinputs.truncated_jpeg(), **LIMITS)
+
+
+def test_fit_keeps_transparent_colour_out_of_edges():
+    image = Image.new("RGBA", (400, 400), (0, 255, 0, 0))
+    image.paste((200, 0, 0, 255), (100, 100, 300, 300))
+
+    small = imaging.fit(image, 100)
+
+    pixels = np.asarray(small).astype(int)
+    edge = pixels[(pixels[..., 3] > 0) & (pixels[..., 3] < 255)]
+    assert small.size == (100, 100)
+    assert edge.size and edge[:, 1].max() < 10
+
+
+@pytest.mark.parametrize("fmt", ["webp", "jpeg", "png"])
+def test_encode_round_trips_each_output_format(fmt):
+    image = Image.new("RGBA", (64, 32), (10, 20, 30, 255))
+
+    data = imaging.encode(image, fmt, quality=80)
+
+    assert imaging.sniff_format(data) == fmt
+    assert Image.open(io.BytesIO(data)).size == (64, 32)

@@ -1,0 +1,122 @@
+"""The stage runtime: delivery rules shared by every stage, local or cloud."""
+
+import pytest
+
+from common.adapters.inline import InlineBus
+from common.adapters.memory import MemoryJobStore
+from common.errors import InvalidImage, TransientError
+from common.runtime import Delivery, StageOutcome, dead_letter, run_stage
+from common.schemas import Job, JobStatus, Source, StageMessage, StageStatus
+
+
+class CountingStage:
+    """A stage whose behaviour the test chooses: succeed, or raise a given error."""
+
+    def __init__(self, name: str, error: Exception | None = None) -> None:
+        self.name = name
+        self.error = error
+        self.calls = 0
+
+    def handle(self, message: StageMessage) -> StageOutcome:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return StageOutcome(backend="test", refs={f"{self.name}-out": f"work/{message.job_id}/x"})
+
+
+@pytest.fixture
+def jobs() -> MemoryJobStore:
+    store = MemoryJobStore()
+    store.create(Job(id="job-000001", uid="u", source=Source(bucket="b", name="n", generation="1")))
+    return store
+
+
+def message(stage: str) -> StageMessage:
+    return StageMessage(job_id="job-000001", stage=stage, refs={"input": "work/job-000001/in"})
+
+
+def test_success_publishes_next_stage_with_accumulated_refs(jobs):
+    bus = InlineBus()
+    stage = CountingStage("segment")
+
+    delivery = run_stage(stage, message("segment"), jobs, bus)
+
+    published = bus.pop()
+    job = jobs.get("job-000001")
+    assert delivery is Delivery.DONE
+    assert published is not None and published.stage == "expand"
+    assert published.refs == {"input": "work/job-000001/in", "segment-out": "work/job-000001/x"}
+    assert job is not None and job.progress == 60 and job.status is JobStatus.RUNNING
+    record = job.stages["segment"]
+    assert record.status is StageStatus.DONE and record.backend == "test"
+    assert record.ms is not None and record.attempts == 1 and record.ended_at is not None
+
+
+def test_redelivered_message_for_a_recorded_step_does_no_work(jobs):
+    bus = InlineBus()
+    stage = CountingStage("segment")
+    run_stage(stage, message("segment"), jobs, bus)
+    bus.pop()
+
+    delivery = run_stage(stage, message("segment"), jobs, bus)
+
+    assert delivery is Delivery.DUPLICATE
+    assert stage.calls == 1
+    assert len(bus) == 0
+
+
+def test_permanent_error_fails_the_job_with_its_code_and_acks(jobs):
+    bus = InlineBus()
+
+    delivery = run_stage(
+        CountingStage("ingest", InvalidImage("not an image")), message("ingest"), jobs, bus
+    )
+
+    job = jobs.get("job-000001")
+    assert delivery is Delivery.FAILED
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error is not None and (job.error.code, job.error.stage) == (
+        "invalid_image",
+        "ingest",
+    )
+    assert job.stages["ingest"].status is StageStatus.FAILED
+    assert len(bus) == 0
+
+
+def test_transient_error_raises_and_records_the_attempt(jobs):
+    stage = CountingStage("segment", TransientError("503 from the model server"))
+
+    for _ in range(2):
+        with pytest.raises(TransientError):
+            run_stage(stage, message("segment"), jobs, InlineBus())
+
+    job = jobs.get("job-000001")
+    assert job is not None and job.status is JobStatus.RUNNING
+    assert job.stages["segment"].attempts == 2
+    assert "503" in (job.stages["segment"].reason or "")
+
+
+def test_dead_letter_fails_the_job_naming_stage_and_last_error(jobs):
+    with pytest.raises(TransientError):
+        run_stage(
+            CountingStage("expand", TransientError("429 quota")),
+            message("expand"),
+            jobs,
+            InlineBus(),
+        )
+
+    dead_letter(jobs, message("expand"))
+
+    job = jobs.get("job-000001")
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.code == "stage_failed"
+    assert job.error.stage == "expand" and "429 quota" in job.error.message
+
+
+def test_messages_for_finished_jobs_are_ignored(jobs):
+    run_stage(CountingStage("ingest", InvalidImage("bad")), message("ingest"), jobs, InlineBus())
+    later = CountingStage("segment")
+
+    delivery = run_stage(later, message("segment"), jobs, InlineBus())
+
+    assert delivery is Delivery.IGNORED and later.calls == 0
