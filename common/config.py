@@ -94,7 +94,7 @@ class Settings:
 
     background_backend: str = _setting("CLOSET_BACKGROUND_BACKEND", "classic", str.lower)
     u2net_model: str = _setting("CLOSET_U2NET_MODEL", "u2net")
-    u2net_home: Path = _setting("U2NET_HOME", Path("~/.u2net").expanduser(), _optional_path)
+    u2net_home: Path | None = _setting("U2NET_HOME", Path("~/.u2net").expanduser(), _optional_path)
     space: str | None = _setting("CLOSET_SPACE", None, _optional_str)
     space_api: str = _setting("CLOSET_SPACE_API", "/predict")
     hf_token: str | None = _setting(("CLOSET_HF_TOKEN", "HF_TOKEN"), None, _optional_str)

@@ -1,0 +1,419 @@
+"""A local server that speaks the Gemini REST API's generateContent, for tests and manual runs.
+
+google-genai's `Client(api_key=..., http_options=HttpOptions(base_url=url))` sends
+`POST {url}/v1/models/{model}:generateContent` with the key in `x-goog-api-key`; Vertex AI
+clients send `.../projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent`.
+Both are served. The fake checks what this project sends: one PNG inline, a text prompt, and for
+text models structured output (JSON with a schema); image models are those asked for
+`responseModalities: ["IMAGE"]`, and they answer the input padded with white.
+
+Test hooks: `calls` (every request, thread-safe), `fail_next(n, status)`, `attributes`,
+`answer_text` (a raw tagging answer), `answer_image` (False: image models answer text only),
+`delay_s`. Across processes: `GET /_calls`, `POST /_fail {"count", "status"}`, `POST /_reset`.
+
+    python -m tests.fakes.gemini_server --port 8090
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import io
+import json
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+from PIL import Image, UnidentifiedImageError
+
+DEFAULT_ATTRIBUTES: dict[str, Any] = {
+    "category": "t-shirt",
+    "colors": ["navy", "white"],
+    "pattern": "striped",
+    "seasons": ["spring", "summer"],
+}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Google's canonical status names, as the real API puts them in `error.status`.
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+_GENERATE = re.compile(
+    r"^/(?P<version>[^/]+)/"
+    r"(?:projects/[^/]+/locations/[^/]+/publishers/google/)?"
+    r"models/(?P<model>[^/:]+):generateContent$"
+)
+
+
+class RequestInvalid(Exception):
+    """The request is not what the real API (or this project) expects: answered with 400."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One generateContent request as the server received it."""
+
+    model: str
+    api_version: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    status: int
+
+    @property
+    def api_key(self) -> str | None:
+        return self.headers.get("x-goog-api-key")
+
+    @property
+    def generation_config(self) -> dict[str, Any]:
+        config = self.body.get("generationConfig") or {}
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """The inline images of the request, decoded."""
+        return [
+            Image.open(io.BytesIO(_b64decode(_field(blob, "data"))))
+            for blob in _inline_blobs(self.body)
+        ]
+
+    @property
+    def prompt(self) -> str:
+        return " ".join(part["text"] for part in _parts(self.body) if "text" in part)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON for `GET /_calls`: the body without the image bytes."""
+        return {
+            "model": self.model,
+            "apiVersion": self.api_version,
+            "status": self.status,
+            "apiKey": self.api_key is not None,
+            "prompt": self.prompt,
+            "images": [
+                {"mimeType": _field(b, "mimeType"), "bytes": len(_field(b, "data") or "") * 3 // 4}
+                for b in _inline_blobs(self.body)
+            ],
+            "generationConfig": self.generation_config,
+        }
+
+
+def _field(obj: dict[str, Any], camel: str) -> Any:
+    """A field by its JSON name or its proto name (the API accepts both; the SDK mixes them)."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+    return obj.get(camel, obj.get(snake))
+
+
+def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return []
+    return [
+        part
+        for content in contents
+        if isinstance(content, dict)
+        for part in content.get("parts") or []
+        if isinstance(part, dict)
+    ]
+
+
+def _inline_blobs(body: dict[str, Any]) -> list[dict[str, Any]]:
+    blobs = (_field(part, "inlineData") for part in _parts(body))
+    return [blob for blob in blobs if isinstance(blob, dict)]
+
+
+def _decode_png(blob: dict[str, Any]) -> Image.Image:
+    if _field(blob, "mimeType") != "image/png":
+        raise RequestInvalid(f"inline data must be image/png, got {_field(blob, 'mimeType')!r}")
+    try:
+        data = _b64decode(_field(blob, "data"))
+    except (binascii.Error, TypeError, AttributeError) as exc:
+        raise RequestInvalid(f"inline data is not base64: {exc}") from None
+    if not data.startswith(PNG_SIGNATURE):
+        raise RequestInvalid("inline data is not a PNG")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise RequestInvalid(f"inline PNG does not decode: {exc}") from None
+
+
+def _b64decode(text: str) -> bytes:
+    """Bytes as proto3 JSON carries them: standard or URL-safe base64 (the SDK sends URL-safe)."""
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _png_b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": STATUS_NAMES.get(status, HTTPStatus(status).phrase.upper().replace(" ", "_")),
+        }
+    }
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    status: int
+    message: str
+
+
+@dataclass
+class FakeGemini:
+    """The server and its knobs; use as a context manager (`with FakeGemini() as server:`)."""
+
+    attributes: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    answer_text: str | None = None
+    answer_image: bool = True
+    pad: int = 16
+    api_key: str | None = None
+    delay_s: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    _calls: list[Call] = field(default_factory=list, init=False, repr=False)
+    _failure: _Failure | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _httpd: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the fake Gemini server is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls_for(self, model: str) -> list[Call]:
+        return [call for call in self.calls if call.model == model]
+
+    def fail_next(self, count: int, status: int, message: str | None = None) -> None:
+        """Answer the next `count` generateContent calls with `status` in Google's error shape."""
+        with self._lock:
+            self._failure = _Failure(count, status, message or f"fake failure {status}")
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._failure = None
+
+    def start(self) -> Self:
+        self._httpd = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-gemini",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _take_failure(self) -> _Failure | None:
+        with self._lock:
+            failure = self._failure
+            if failure is None:
+                return None
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self._failure = None
+            return failure
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def generate(
+        self, model: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """Status and JSON answer of one generateContent request."""
+        if self.api_key is not None and headers.get("x-goog-api-key") != self.api_key:
+            # What the real API answers for a wrong key.
+            return 400, _error_body(400, "API key not valid. Please pass a valid API key.")
+        failure = self._take_failure()
+        if failure is not None:
+            return failure.status, _error_body(failure.status, failure.message)
+        try:
+            parts = self._answer(model, body)
+        except RequestInvalid as exc:
+            return 400, _error_body(400, str(exc))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return 200, {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": parts},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 300,
+                "candidatesTokenCount": 40 if parts and "text" in parts[0] else 1290,
+                "totalTokenCount": 340 if parts and "text" in parts[0] else 1590,
+            },
+            "modelVersion": model,
+            "responseId": f"fake-{len(self.calls)}",
+        }
+
+    def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        blobs = _inline_blobs(body)
+        if not blobs:
+            raise RequestInvalid("contents carry no inlineData part")
+        image = _decode_png(blobs[0])
+        if not any(isinstance(part.get("text"), str) and part["text"] for part in _parts(body)):
+            raise RequestInvalid("contents carry no text prompt")
+        config = _field(body, "generationConfig") or {}
+        modalities = [str(m).upper() for m in _field(config, "responseModalities") or []]
+        if "IMAGE" in modalities:
+            return self._image_answer(image)
+        if _field(config, "responseMimeType") != "application/json":
+            raise RequestInvalid("tagging needs generationConfig.responseMimeType application/json")
+        if not (_field(config, "responseSchema") or _field(config, "responseJsonSchema")):
+            raise RequestInvalid("tagging needs responseSchema or responseJsonSchema")
+        text = self.answer_text if self.answer_text is not None else json.dumps(self.attributes)
+        return [{"text": text}]
+
+    def _image_answer(self, image: Image.Image) -> list[dict[str, Any]]:
+        text = {"text": "Here is the whole garment on a white background."}
+        if not self.answer_image:
+            return [text]
+        # Image models answer opaque RGB: the input pasted on a larger white canvas.
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", (rgba.width + 2 * self.pad, rgba.height + 2 * self.pad), "white")
+        canvas.paste(rgba, (self.pad, self.pad), rgba)
+        return [text, {"inlineData": {"mimeType": "image/png", "data": _png_b64(canvas)}}]
+
+
+def _handler_for(server: FakeGemini) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] == "/_calls":
+                self._send(200, [call.summary() for call in server.calls])
+            else:
+                self._send(404, _error_body(404, f"no such path {self.path}"))
+
+        def do_POST(self) -> None:
+            try:
+                body = self._read_json()
+            except ValueError as exc:
+                self._send(400, _error_body(400, f"Invalid JSON payload received. {exc}"))
+                return
+            if self.path == "/_fail":
+                server.fail_next(int(body.get("count", 1)), int(body.get("status", 500)))
+                self._send(200, {})
+                return
+            if self.path == "/_reset":
+                server.reset()
+                self._send(200, {})
+                return
+            match = _GENERATE.match(self.path.split("?")[0])
+            if match is None:
+                self._send(404, _error_body(404, f"no such method {self.path}"))
+                return
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            status, answer = server.generate(match["model"], headers, body)
+            server._record(Call(match["model"], match["version"], self.path, headers, body, status))
+            self._send(status, answer)
+
+        def _read_json(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b"{}"
+            data = json.loads(raw or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError("the body must be a JSON object")
+            return data
+
+        def _send(self, status: int, answer: Any) -> None:
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            # A client that timed out has gone: nothing to answer, and nothing to report.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--attributes", type=json.loads, default=None, help="tagging answer")
+    parser.add_argument("--api-key", default=None, help="reject other keys, like the real API")
+    args = parser.parse_args(argv)
+    fake = FakeGemini(
+        attributes=args.attributes or dict(DEFAULT_ATTRIBUTES),
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+    )
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with fake:
+        print(fake.url, flush=True)
+        while not stopped.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
