@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+from PIL import Image
+
 from common import imaging, telemetry
+from common.backends.background.classic import ClassicBackground
 from common.backends.generative import GenerativeBackend
 from common.config import Settings
 from common.errors import BackendUnavailable
@@ -26,6 +30,9 @@ class Expand:
         self.settings = settings
         self.blobs = blobs
         self.backend = backend
+        # The model draws the completed garment on a plain backdrop: exactly the case the
+        # weightless border model handles, so no second background model is loaded here.
+        self.keyer = ClassicBackground()
 
     def handle(self, message: StageMessage) -> StageOutcome:
         if self.backend is None:
@@ -43,7 +50,7 @@ class Expand:
             expansion = Expansion()
             edges = touched_edges(mask)
             if self.settings.completion and edges:
-                completed = backend.complete(crop, garment.label, edges)
+                completed = self._cut_out(backend.complete(crop, garment.label, edges))
                 name = f"work/{message.job_id}/completed-{index}.png"
                 self.blobs.write(bucket, name, imaging.encode_work(completed), "image/png")
                 expansion.completed_image = name
@@ -65,9 +72,16 @@ class Expand:
         self.blobs.write(
             bucket, name, expansions.model_dump_json(by_alias=True).encode(), "application/json"
         )
-        completed = sum(1 for item in items if item.completed_image)
+        completed_count = sum(1 for item in items if item.completed_image)
         return StageOutcome(
             backend=backend.name,
             refs={"expansions": name},
-            message=f"Tagged {len(items)} garment(s), completed {completed}",
+            message=f"Tagged {len(items)} garment(s), completed {completed_count}",
         )
+
+    def _cut_out(self, image: Image.Image) -> Image.Image:
+        """The completed garment as RGBA: keep the model's alpha, else key out its backdrop."""
+        if image.mode == "RGBA" and int(np.asarray(image.getchannel("A")).min()) < 255:
+            return image
+        keyed: Image.Image = self.keyer.remove(image.convert("RGB"))
+        return keyed

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import Settings
+from common.config import Settings, env_names
 from common.errors import ConfigurationError
 
 
@@ -67,3 +67,11 @@ def test_fingerprint_changes_with_result_shaping_settings():
     assert base.fingerprint() == Settings.from_env({}).fingerprint()
     assert base.fingerprint() != Settings.from_env({"CLOSET_OUTPUT_FORMAT": "png"}).fingerprint()
     assert base.fingerprint() != Settings.from_env({"CLOSET_WORKING_SIZE": "512"}).fingerprint()
+
+
+def test_readme_lists_every_variable():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+    missing = [name for name, _ in env_names() if f"`{name}`" not in readme]
+
+    assert missing == []

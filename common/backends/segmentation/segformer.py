@@ -28,7 +28,7 @@ from common.config import Settings
 from common.errors import ConfigurationError
 
 # A download-style progress bar per load is noise in Cloud Logging.
-transformers_logging.disable_progress_bar()
+transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 if TYPE_CHECKING:
     import onnxruntime
