@@ -525,3 +525,16 @@ def scene_set(width: int = 384, height: int = 288) -> list[tuple[str, Image.Imag
         image, mask = make_scene(seed, width, height, kind, background, jpeg_quality=jpeg)
         scenes.append((f"{kind}-{background}-{seed}", image, mask))
     return scenes
+
+
+def bright_square(size: int = 64) -> Image.Image:
+    """A light square on a dark ground: the smallest image every background backend must cut."""
+    image = Image.new("RGB", (size, size), (20, 20, 20))
+    ImageDraw.Draw(image).rectangle((16, 16, 47, 47), fill=(235, 235, 235))
+    return image
+
+
+def alpha_at(image: Image.Image, x: int, y: int) -> int:
+    value = image.getchannel("A").getpixel((x, y))
+    assert isinstance(value, int)
+    return value

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from common.backends.background import new_background
 from common.backends.background.removebg import RemoveBgBackground
@@ -20,20 +20,9 @@ from common.errors import (
     TransientError,
 )
 from tests.fakes.removebg_server import FakeRemoveBg
+from tests.synthetic import alpha_at, bright_square
 
 KEY = "test-key"
-
-
-def bright_square(size: int = 64) -> Image.Image:
-    image = Image.new("RGB", (size, size), (20, 20, 20))
-    ImageDraw.Draw(image).rectangle((16, 16, 47, 47), fill=(235, 235, 235))
-    return image
-
-
-def alpha_at(image: Image.Image, x: int, y: int) -> int:
-    value = image.getchannel("A").getpixel((x, y))
-    assert isinstance(value, int)
-    return value
 
 
 def settings_for(url: str, key: str | None = KEY) -> Settings:

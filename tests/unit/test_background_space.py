@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from common.backends.background import new_background
 from common.backends.background.space import SpaceBackground, _map_error
@@ -20,6 +20,7 @@ from common.errors import (
     PermanentError,
     TransientError,
 )
+from tests.synthetic import alpha_at, bright_square
 
 pytestmark = [
     pytest.mark.slow,
@@ -131,18 +132,6 @@ def backend_for(space_url: str) -> Iterator[Any]:
     yield make
     for backend in backends:
         backend.close()
-
-
-def bright_square(size: int = 64) -> Image.Image:
-    image = Image.new("RGB", (size, size), (20, 20, 20))
-    ImageDraw.Draw(image).rectangle((16, 16, 47, 47), fill=(235, 235, 235))
-    return image
-
-
-def alpha_at(image: Image.Image, x: int, y: int) -> int:
-    value = image.getchannel("A").getpixel((x, y))
-    assert isinstance(value, int)
-    return value
 
 
 def assert_square_cut_out(cutout: Image.Image, size: int = 64) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from PIL import Image, ImageDraw
 
 from common.backends.background import new_background
 from common.backends.background.u2net import U2netBackground
 from common.config import Settings
 from common.errors import ConfigurationError
+from tests.synthetic import alpha_at, bright_square
 
 
 def write_brightness_model(path: Path) -> None:
@@ -30,18 +30,6 @@ def write_brightness_model(path: Path) -> None:
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, path)
-
-
-def bright_square(size: int = 64) -> Image.Image:
-    image = Image.new("RGB", (size, size), (20, 20, 20))
-    ImageDraw.Draw(image).rectangle((16, 16, 47, 47), fill=(235, 235, 235))
-    return image
-
-
-def alpha_at(image: Image.Image, x: int, y: int) -> int:
-    value = image.getchannel("A").getpixel((x, y))
-    assert isinstance(value, int)
-    return value
 
 
 @pytest.fixture

@@ -1,0 +1,203 @@
+"""What each Cloud Run function does per event; built once per instance, at import time.
+
+Models load when a service is built, so a warm instance never loads one inside a request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+from cloudevents.abstract import CloudEvent
+
+from common import telemetry
+from common.backends.background import new_background
+from common.backends.generative import new_generative
+from common.backends.segmentation import new_segmentation
+from common.config import Settings, get_settings
+from common.events import Ignored, MalformedEvent, WarmUp, decode, delivery_attempt
+from common.ports import BlobStore, Bus, JobStore
+from common.runtime import Delivery, Stage, run_stage
+from common.schemas import StageMessage, UploadEvent
+from functions.dead_letter.handler import DeadLetter
+from functions.expand.handler import Expand
+from functions.finalize.handler import Finalize
+from functions.ingest.handler import Ingest, first_message, job_id_for, start_job
+from functions.remove_background.handler import RemoveBackground
+from functions.segment.handler import Segment
+
+Warm = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Ports:
+    jobs: JobStore
+    bus: Bus
+    blobs: BlobStore
+
+
+PortsFactory = Callable[[Settings], Ports]
+
+
+def cloud_ports(settings: Settings) -> Ports:
+    """Firestore, Pub/Sub and Cloud Storage adapters from `common.cloud`."""
+    # Imported by name and late: only a deployed function needs the Google clients.
+    made: Any = importlib.import_module("common.cloud").cloud_ports(settings)
+    return Ports(jobs=made.jobs, bus=made.bus, blobs=made.blobs)
+
+
+ports_factory: PortsFactory = cloud_ports
+"""What `*.create()` uses when given no ports; tests swap it before importing an entry point."""
+
+
+def _nothing() -> None:
+    """Stages without a model have nothing to warm."""
+
+
+def build_stage(name: str, settings: Settings, ports: Ports) -> tuple[Stage, Warm]:
+    """The stage called `name` with its model loaded now, and how to touch that model."""
+    if name == "ingest":
+        return Ingest(settings, ports.blobs, ports.jobs), _nothing
+    if name == "remove_background":
+        background = new_background(settings)
+        return RemoveBackground(settings, ports.blobs, background), background.warmup
+    if name == "segment":
+        segmentation = new_segmentation(settings)
+        return Segment(settings, ports.blobs, segmentation), segmentation.warmup
+    if name == "expand":
+        generative = new_generative(settings)
+        warm = generative.warmup if generative is not None else _nothing
+        return Expand(settings, ports.blobs, generative), warm
+    if name == "finalize":
+        return Finalize(settings, ports.blobs), _nothing
+    raise ValueError(f"no stage called {name!r}")
+
+
+def _resolve(settings: Settings | None, ports: Ports | None) -> tuple[Settings, Ports]:
+    telemetry.configure()
+    settings = settings or get_settings()
+    return settings, ports or ports_factory(settings)
+
+
+def _request_body() -> Mapping[str, Any] | None:
+    """The raw push body: functions-framework drops its `deliveryAttempt` when converting."""
+    if not flask.has_request_context():
+        return None
+    body = flask.request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _acknowledged(function: str, event: CloudEvent, reason: str, level: int) -> Delivery:
+    telemetry.log(
+        level,
+        f"{function} acknowledged an event without work: {reason}",
+        function=function,
+        eventId=event["id"],
+        eventType=event["type"],
+    )
+    return Delivery.IGNORED
+
+
+class StageService:
+    """One pipeline stage behind a Pub/Sub push subscription."""
+
+    def __init__(self, settings: Settings, ports: Ports, stage: Stage, warm: Warm) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.stage = stage
+        self.warm = warm
+
+    @classmethod
+    def create(
+        cls, name: str, settings: Settings | None = None, ports: Ports | None = None
+    ) -> StageService:
+        settings, ports = _resolve(settings, ports)
+        stage, warm = build_stage(name, settings, ports)
+        return cls(settings, ports, stage, warm)
+
+    def handle(self, event: CloudEvent) -> Delivery:
+        """Settle one event; raises (the framework answers 5xx) only for transient errors."""
+        name = self.stage.name
+        envelope = _request_body()
+        try:
+            decoded = decode(event, envelope=envelope)
+        except MalformedEvent as exc:
+            return _acknowledged(name, event, exc.reason, logging.WARNING)
+        if isinstance(decoded, WarmUp):
+            self.warm()
+            return _acknowledged(name, event, f"warm-up from {decoded.source}", logging.DEBUG)
+        if isinstance(decoded, Ignored):
+            return _acknowledged(name, event, decoded.reason, logging.INFO)
+        if isinstance(decoded, UploadEvent):
+            return self.on_upload(event, decoded, delivery_attempt(event, envelope=envelope))
+        if decoded.stage != name:
+            # A miswired subscription: retrying would never help, and the job's own message
+            # is still on the right topic.
+            reason = f"message for {decoded.stage} (job {decoded.job_id})"
+            return _acknowledged(name, event, reason, logging.WARNING)
+        return run_stage(self.stage, decoded, self.ports.jobs, self.ports.bus)
+
+    def on_upload(self, event: CloudEvent, upload: UploadEvent, attempt: int | None) -> Delivery:
+        return _acknowledged(
+            self.stage.name, event, "uploads start jobs at ingest", logging.WARNING
+        )
+
+
+class IngestService(StageService):
+    """The uploads trigger: the upload event is ingest's delivery, so no ingest message is sent."""
+
+    @classmethod
+    def create(
+        cls, name: str = "ingest", settings: Settings | None = None, ports: Ports | None = None
+    ) -> IngestService:
+        settings, ports = _resolve(settings, ports)
+        stage, warm = build_stage(name, settings, ports)
+        return cls(settings, ports, stage, warm)
+
+    def on_upload(self, event: CloudEvent, upload: UploadEvent, attempt: int | None) -> Delivery:
+        if upload.bucket != self.settings.uploads_bucket:
+            # Outputs live in other buckets; a notification from them must never start a job.
+            reason = f"{upload.bucket} is not the uploads bucket"
+            return _acknowledged(self.stage.name, event, reason, logging.WARNING)
+        # A redelivered upload finds its job and runs ingest again: run_stage skips finished work.
+        job, _ = start_job(upload, self.ports.jobs, self.settings)
+        message = first_message(job)
+        if attempt:
+            message = message.model_copy(update={"attempt": attempt})
+        return run_stage(self.stage, message, self.ports.jobs, self.ports.bus)
+
+
+class DeadLetterService:
+    """Messages Pub/Sub gave up on: each one's job fails, naming the stage and the last error."""
+
+    name = "dead_letter"
+
+    def __init__(self, ports: Ports) -> None:
+        self.ports = ports
+        self.handler = DeadLetter(ports.jobs)
+
+    @classmethod
+    def create(
+        cls, settings: Settings | None = None, ports: Ports | None = None
+    ) -> DeadLetterService:
+        _, ports = _resolve(settings, ports)
+        return cls(ports)
+
+    def handle(self, event: CloudEvent) -> Delivery:
+        try:
+            decoded = decode(event, envelope=_request_body())
+        except MalformedEvent as exc:
+            return _acknowledged(self.name, event, exc.reason, logging.WARNING)
+        if isinstance(decoded, WarmUp):
+            return _acknowledged(self.name, event, "warm-up", logging.DEBUG)
+        if isinstance(decoded, Ignored):
+            return _acknowledged(self.name, event, decoded.reason, logging.INFO)
+        if isinstance(decoded, UploadEvent):
+            # The uploads subscription dead-letters too: its job is the one ingest would run.
+            decoded = StageMessage(job_id=job_id_for(decoded), stage="ingest")
+        self.handler.handle(decoded)
+        return Delivery.FAILED
