@@ -7,7 +7,9 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,6 +117,98 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
 
 
+def _load_state(path: Path | None) -> None:
+    """Point the client libraries at a `closet dev` stack described by its state file."""
+    if path is None:
+        return
+    state = json.loads(path.read_text())
+    os.environ.update(state.get("env", {}))
+
+
+def _watch(job_id: str, settings: Settings, args: argparse.Namespace) -> int:
+    from common.submit import follow
+
+    view = ProgressView(job_id[:12], sys.stderr)
+    try:
+        job = follow(job_id, settings, view, args.timeout)
+    finally:
+        view.close()
+    if job is None:
+        print(f"closet: job {job_id} did not finish within {args.timeout:.0f} s", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(job.to_wire(), indent=2))
+    elif job.status is JobStatus.DONE and job.result is not None:
+        labels = ", ".join(item.label for item in job.result.items)
+        print(f"done    {job.id}: {len(job.result.items)} item(s): {labels}")
+        for item in job.result.items:
+            print(f"        {item.image.url}")
+    else:
+        reason = f"{job.error.code}: {job.error.message}" if job.error else job.message
+        print(f"failed  {job.id}: {reason}")
+    return EXIT_OK if job.status is JobStatus.DONE else EXIT_FAILED
+
+
+def submit(args: argparse.Namespace) -> int:
+    if not args.image.is_file():
+        print(f"closet submit: error: no such file: {args.image}", file=sys.stderr)
+        return EXIT_USAGE
+    _load_state(args.state)
+    settings = Settings.from_env()
+    job_id = _upload(args.image, args.uid, settings)
+    print(job_id, flush=True)
+    return _watch(job_id, settings, args) if args.watch else EXIT_OK
+
+
+def _upload(path: Path, uid: str, settings: Settings) -> str:
+    from common.submit import upload
+
+    return upload(path, uid, settings)
+
+
+def watch(args: argparse.Namespace) -> int:
+    _load_state(args.state)
+    return _watch(args.job_id, Settings.from_env(), args)
+
+
+def dev(args: argparse.Namespace) -> int:
+    from common.devstack import DevStack
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    # Set before starting anything, so a Ctrl-C during start-up still stops what was started.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = DevStack(Settings.from_env())
+    try:
+        print("closet dev: starting the emulators and the functions...", file=sys.stderr)
+        stack.start()
+        state = stack.state()
+        if args.state is not None:
+            args.state.write_text(json.dumps(state, indent=2) + "\n")
+        print(f"project   {state['project']}")
+        for name, value in state["env"].items():
+            print(f"env       {name}={value}")
+        for role, bucket in state["buckets"].items():
+            print(f"bucket    {role}: {bucket}")
+        for name, url in state["functions"].items():
+            print(f"function  {name}: {url}")
+        print(
+            "ready: upload with `closet submit IMAGE --watch`; Ctrl-C stops everything", flush=True
+        )
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        print("closet dev: stopping...", file=sys.stderr)
+        stack.stop()
+        if args.state is not None:
+            args.state.unlink(missing_ok=True)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="closet", description="Turn photos of clothing into clean, labelled garment images."
@@ -132,6 +226,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument("--uid", default="local", help="owner recorded on the jobs")
     run_parser.set_defaults(handler=run)
+
+    dev_parser = commands.add_parser(
+        "dev", help="start the emulators and every function locally, wired as in the cloud"
+    )
+    dev_parser.add_argument(
+        "--state", type=Path, metavar="FILE", help="write the endpoints as JSON to FILE"
+    )
+    dev_parser.set_defaults(handler=dev)
+
+    follow_options = argparse.ArgumentParser(add_help=False)
+    follow_options.add_argument(
+        "--state", type=Path, metavar="FILE", help="use the endpoints of `closet dev --state FILE`"
+    )
+    follow_options.add_argument("--json", action="store_true", help="print the final job document")
+    follow_options.add_argument(
+        "--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long"
+    )
+    submit_parser = commands.add_parser(
+        "submit", parents=[follow_options], help="upload a photo to the uploads bucket"
+    )
+    submit_parser.add_argument("image", type=Path, metavar="IMAGE")
+    submit_parser.add_argument("--uid", default="local", help="owner: uploads go to users/UID/")
+    submit_parser.add_argument("--watch", action="store_true", help="follow the job live")
+    submit_parser.set_defaults(handler=submit)
+
+    watch_parser = commands.add_parser(
+        "watch", parents=[follow_options], help="follow a job live from Firestore"
+    )
+    watch_parser.add_argument("job_id", metavar="JOB_ID")
+    watch_parser.set_defaults(handler=watch)
     return parser
 
 
@@ -142,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except ConfigurationError as exc:
+        print(f"closet {args.command}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 

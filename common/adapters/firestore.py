@@ -1,0 +1,103 @@
+"""JobStore on Firestore: one document per job in `jobs`, changed only in transactions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+
+from common.ports import JobListener, Unsubscribe
+from common.schemas import Job, JobUpdate, apply_update
+
+COLLECTION = "jobs"
+# Contention between instances aborts a transaction, which is then retried from the read.
+TRANSACTION_ATTEMPTS = 10
+# Advances of one job within a process take turns (see `advance`); a fixed set of locks keeps
+# memory bounded however many jobs a long-lived instance sees.
+LOCK_STRIPES = 64
+
+
+def to_document(job: Job) -> dict[str, Any]:
+    """The job's wire form (camelCase, no None) with datetimes kept as Firestore timestamps."""
+    document: dict[str, Any] = _native(
+        job.model_dump(mode="python", by_alias=True, exclude_none=True)
+    )
+    return document
+
+
+def from_document(data: dict[str, Any]) -> Job:
+    return Job.model_validate(data)
+
+
+def _native(value: Any) -> Any:
+    """Plain values Firestore stores as they are: enums by value, tuples as arrays."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _native(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_native(item) for item in value]
+    if isinstance(value, datetime | str | int | float | bool) or value is None:
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in a job document")
+
+
+class FirestoreJobStore:
+    def __init__(self, client: firestore.Client, collection: str = COLLECTION) -> None:
+        self._client = client
+        self._jobs = client.collection(collection)
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        try:
+            # `create` fails if the document exists: a duplicated finalize event finds the job.
+            self._jobs.document(job.id).create(to_document(job))
+        except AlreadyExists:
+            existing = self.get(job.id)
+            if existing is None:  # deleted in between (TTL): nothing sensible left to return
+                raise
+            return existing, False
+        return job.model_copy(deep=True), True
+
+    def get(self, job_id: str) -> Job | None:
+        snapshot = self._jobs.document(job_id).get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        return from_document(data) if data is not None else None
+
+    def advance(self, job_id: str, update: JobUpdate) -> Job:
+        reference = self._jobs.document(job_id)
+
+        @firestore.transactional
+        def apply(transaction: firestore.Transaction) -> Job:
+            snapshot = reference.get(transaction=transaction)
+            data = snapshot.to_dict() if snapshot.exists else None
+            if data is None:
+                raise KeyError(job_id)
+            job = from_document(data)
+            changed = apply_update(job, update)
+            if changed is None:
+                return job
+            transaction.set(reference, to_document(changed))
+            return changed
+
+        # Transactions of one process on one document would only abort each other (and the
+        # emulator resolves that with a 2 s lock timeout per conflict): let them take turns.
+        with self._locks[hash(job_id) % LOCK_STRIPES]:
+            result: Job = apply(self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        return result
+
+    def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:
+        def on_snapshot(snapshots: Sequence[Any], changes: Any, read_time: Any) -> None:
+            for snapshot in snapshots:
+                data = snapshot.to_dict() if snapshot.exists else None
+                if data is not None:  # not created yet: the memory store stays silent too
+                    callback(from_document(data))
+
+        watch = self._jobs.document(job_id).on_snapshot(on_snapshot)
+        unsubscribe: Unsubscribe = watch.unsubscribe
+        return unsubscribe

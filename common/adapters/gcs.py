@@ -1,0 +1,44 @@
+"""BlobStore on Cloud Storage; URLs are `gs://bucket/name`."""
+
+from __future__ import annotations
+
+from google.api_core.exceptions import NotFound
+from google.cloud import storage  # type: ignore[attr-defined]
+from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
+
+from common.errors import InvalidImage
+
+
+class GcsBlobStore:
+    def __init__(self, client: storage.Client) -> None:
+        self._client = client
+
+    def read(self, bucket: str, name: str) -> bytes:
+        try:
+            data: bytes = self._client.bucket(bucket).blob(name).download_as_bytes()
+        except NotFound:
+            raise InvalidImage(f"object {bucket}/{name} does not exist") from None
+        return data
+
+    def write(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        *,
+        cache_control: str | None = None,
+    ) -> str:
+        blob = self._client.bucket(bucket).blob(name)
+        blob.cache_control = cache_control
+        # Outputs go to deterministic paths with the same bytes, so a retried upload is safe
+        # (the library retries uploads only when they carry a generation precondition).
+        blob.upload_from_string(data, content_type=content_type, retry=DEFAULT_RETRY)
+        return self.url(bucket, name)
+
+    def exists(self, bucket: str, name: str) -> bool:
+        found: bool = self._client.bucket(bucket).blob(name).exists()
+        return found
+
+    def url(self, bucket: str, name: str) -> str:
+        return f"gs://{bucket}/{name}"

@@ -1,0 +1,34 @@
+"""The cloud adapters, wired once per process (at module scope, so warm instances reuse them).
+
+Locally the client libraries find the emulators themselves through `FIRESTORE_EMULATOR_HOST`,
+`PUBSUB_EMULATOR_HOST` and `STORAGE_EMULATOR_HOST`, and then use anonymous credentials: no
+real credentials are needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
+
+from common.adapters.firestore import FirestoreJobStore
+from common.adapters.gcs import GcsBlobStore
+from common.adapters.pubsub import PubSubBus
+from common.config import Settings
+from common.ports import BlobStore, Bus, JobStore
+
+
+@dataclass(frozen=True)
+class CloudPorts:
+    jobs: JobStore
+    bus: Bus
+    blobs: BlobStore
+
+
+def cloud_ports(settings: Settings) -> CloudPorts:
+    """One Firestore, one Pub/Sub publisher and one Cloud Storage client for `settings.project`."""
+    return CloudPorts(
+        jobs=FirestoreJobStore(firestore.Client(project=settings.project)),
+        bus=PubSubBus(pubsub_v1.PublisherClient(), settings.project),
+        blobs=GcsBlobStore(storage.Client(project=settings.project)),
+    )

