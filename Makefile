@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo test lint format typecheck unit clean
+.PHONY: install demo dev test lint format typecheck unit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/closet run $(SAMPLE) --out $(OUT)
+
+# Emulators and every function on this machine; Ctrl-C stops them all.
+dev: $(STAMP)
+	$(BIN)/closet dev --state .closet-dev.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

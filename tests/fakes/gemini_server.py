@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_ATTRIBUTES: dict[str, Any] = {
@@ -195,6 +196,9 @@ class FakeGemini:
     pad: int = 16
     api_key: str | None = None
     delay_s: float = 0.0
+    poison_rgb: tuple[int, int, int] | None = None
+    """Answer 503 to every request whose garment is mostly this colour: one job that never
+    gets through, while others do (a poison message for the dead-letter path)."""
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -284,6 +288,8 @@ class FakeGemini:
         failure = self._take_failure()
         if failure is not None:
             return failure.status, _error_body(failure.status, failure.message)
+        if self.poison_rgb is not None and _is_poisoned(body, self.poison_rgb):
+            return 503, _error_body(503, "The model is overloaded. Please try again later.")
         try:
             parts = self._answer(model, body)
         except RequestInvalid as exc:
@@ -334,6 +340,18 @@ class FakeGemini:
         canvas = Image.new("RGB", (rgba.width + 2 * self.pad, rgba.height + 2 * self.pad), "white")
         canvas.paste(rgba, (self.pad, self.pad), rgba)
         return [text, {"inlineData": {"mimeType": "image/png", "data": _png_b64(canvas)}}]
+
+
+def _is_poisoned(body: dict[str, Any], rgb: tuple[int, int, int]) -> bool:
+    """True when the opaque pixels of the request's image average close to `rgb`."""
+    blobs = _inline_blobs(body)
+    if not blobs:
+        return False
+    pixels = np.asarray(_decode_png(blobs[0]).convert("RGBA"), dtype=np.float64)
+    opaque = pixels[pixels[..., 3] > 128][:, :3]
+    if opaque.size == 0:
+        return False
+    return bool(np.abs(opaque.mean(axis=0) - np.array(rgb)).max() < 40)
 
 
 def _handler_for(server: FakeGemini) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,106 @@
+"""`closet dev` as a developer runs it: comes up, serves a job, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from common.emulators import EmulatorUnavailable, fake_gcs_binary
+from tests.integration.conftest import emulators_unavailable
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def processes_mentioning(words: list[str]) -> list[str]:
+    """Command lines of live processes that contain any of `words`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(word in command for word in words):
+            found.append(command)
+    return found
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, stop_signal):
+    try:
+        fake_gcs_binary()
+    except EmulatorUnavailable as exc:
+        emulators_unavailable(str(exc))
+    state_file = tmp_path / "dev.json"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "common.cli", "dev", "--state", str(state_file)],
+        cwd=REPO,
+        env={**env, "GOOGLE_CLOUD_PROJECT": "closet-dev-test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not state_file.exists() and dev.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not state_file.exists():
+            dev.kill()
+            output = dev.communicate()[0]
+            if "gcloud" in output and "not found" in output:
+                emulators_unavailable(output)
+            pytest.fail(f"closet dev did not come up:\n{output}")
+        state = json.loads(state_file.read_text())
+        submit = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "common.cli",
+                "submit",
+                str(REPO / "tests/data/sample-shirt.jpg"),
+                "--watch",
+                "--json",
+                "--state",
+                str(state_file),
+                "--timeout",
+                "60",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        dev.send_signal(stop_signal)
+        output = dev.communicate(timeout=60)[0]
+
+    ports = [url.rsplit(":", 1)[1].strip("/") for url in state["functions"].values()]
+    ports += [value.rsplit(":", 1)[1] for value in state["env"].values() if ":" in value]
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    job = json.loads(submit.stdout.split("\n", 1)[1])
+    assert job["status"] == "done" and job["progress"] == 100
+    assert set(state) >= {"project", "buckets", "env", "functions"}
+    assert set(state["functions"]) == {
+        "ingest",
+        "remove_background",
+        "segment",
+        "expand",
+        "finalize",
+        "dead_letter",
+    }
+    assert dev.returncode == 0, output
+    assert (
+        processes_mentioning([f":{port}" for port in ports] + [f"={port}" for port in ports]) == []
+    )
+    assert not state_file.exists()

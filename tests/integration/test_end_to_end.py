@@ -1,0 +1,268 @@
+"""The deployed shape on the real emulators: one functions-framework process per function,
+Pub/Sub push between them, Firestore job documents, fake-gcs-server upload notifications."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from google.cloud import firestore, storage  # type: ignore[attr-defined]
+from PIL import Image
+
+from common.adapters.firestore import FirestoreJobStore
+from common.config import Settings
+from common.devstack import DevStack
+from common.emulators import EmulatorUnavailable
+from common.schemas import Job, JobStatus, StageMessage
+from tests import badinputs
+from tests.fakes.gemini_server import FakeGemini
+from tests.integration.conftest import emulators_unavailable
+
+POISON = (40, 170, 60)  # the fake Gemini answers 503 to every request about a garment this green
+JOB_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini(api_key="e2e-key", poison_rgb=POISON) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(gemini: FakeGemini) -> Iterator[DevStack]:
+    saved = dict(os.environ)
+    settings = Settings.from_env({}, project="closet-e2e")
+    stack = DevStack(
+        settings,
+        function_env={
+            "GOOGLE_CLOUD_PROJECT": "closet-e2e",
+            "GEMINI_API_KEY": "e2e-key",
+            "CLOSET_GEMINI_BASE_URL": gemini.url,
+            "CLOSET_COMPLETION": "false",
+        },
+    )
+    try:
+        stack.start()
+    except EmulatorUnavailable as exc:
+        emulators_unavailable(str(exc))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def jobs(stack: DevStack) -> FirestoreJobStore:
+    return FirestoreJobStore(firestore.Client(project=stack.project))
+
+
+@pytest.fixture(scope="module")
+def gcs(stack: DevStack) -> Any:
+    return storage.Client(project=stack.project)
+
+
+def photo(colour: tuple[int, int, int] = (178, 34, 52)) -> bytes:
+    image = badinputs.garment_photo(800, 600)
+    pixels = image.load()
+    assert pixels is not None
+    for x in range(image.width):
+        for y in range(image.height):
+            if pixels[x, y] == (178, 34, 52):
+                pixels[x, y] = colour
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+class Recorder:
+    """A Firestore listener that keeps every snapshot and says when the job has finished."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[Job] = []
+        self.finished = threading.Event()
+
+    def __call__(self, job: Job) -> None:
+        self.snapshots.append(job)
+        if job.status.terminal:
+            self.finished.set()
+
+
+def upload(gcs: Any, stack: DevStack, data: bytes, name: str) -> str:
+    job_id = f"e2e-{uuid.uuid4().hex[:16]}"
+    blob = gcs.bucket(stack.settings.uploads_bucket).blob(f"users/tester/{job_id}-{name}")
+    blob.metadata = {"job-id": job_id}
+    blob.upload_from_string(data, content_type="image/jpeg")
+    return job_id
+
+
+def wait_for(jobs: FirestoreJobStore, job_id: str, timeout_s: float = JOB_TIMEOUT_S) -> Job:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = jobs.get(job_id)
+        if job is not None and job.status.terminal:
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s: {jobs.get(job_id)}")
+
+
+def push(url: str, message: StageMessage) -> int:
+    """Deliver `message` the way a Pub/Sub push subscription does; return the HTTP status."""
+    envelope = {
+        "message": {
+            "data": base64.b64encode(json.dumps(message.to_wire()).encode()).decode(),
+            "attributes": {"jobId": message.job_id, "stage": message.stage},
+            "messageId": uuid.uuid4().hex,
+            "publishTime": "2026-11-23T12:00:00Z",
+        },
+        "subscription": "projects/closet-e2e/subscriptions/manual",
+    }
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(envelope).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return int(response.status)
+
+
+def test_three_uploads_complete_with_live_progress_and_stored_results(stack, jobs, gcs, gemini):
+    recorders: dict[str, Recorder] = {}
+    ids = []
+    for index in range(3):
+        job_id = f"e2e-{uuid.uuid4().hex[:16]}"
+        recorders[job_id] = Recorder()
+        jobs.listen(job_id, recorders[job_id])  # attached before the upload exists
+        blob = gcs.bucket(stack.settings.uploads_bucket).blob(f"users/tester/{job_id}-{index}.jpg")
+        blob.metadata = {"job-id": job_id}
+        blob.upload_from_string(photo(), content_type="image/jpeg")
+        ids.append(job_id)
+
+    for job_id in ids:
+        assert recorders[job_id].finished.wait(JOB_TIMEOUT_S), jobs.get(job_id)
+
+    results = gcs.bucket(stack.settings.results_bucket)
+    for job_id in ids:
+        snapshots = recorders[job_id].snapshots
+        progress = [s.progress for s in snapshots]
+        final = snapshots[-1]
+        assert progress == sorted(progress) and progress[-1] == 100
+        assert final.status is JobStatus.DONE and final.uid == "tester"
+        assert all(s.status is not JobStatus.DONE for s in snapshots[:-1])
+        assert final.result is not None and final.result.items
+        assert final.result.items[0].attributes is not None
+        for stage in ("ingest", "remove_background", "segment", "expand", "finalize"):
+            assert final.stages[stage].status.finished and final.stages[stage].ms is not None
+        for item in final.result.items:
+            assert results.blob(item.image.path).exists()
+            assert results.blob(item.thumbnail.path).exists()
+        assert results.blob(f"{job_id}/manifest.json").exists()
+
+
+def test_a_message_delivered_twice_does_the_work_once(stack, jobs, gcs, gemini):
+    job_id = upload(gcs, stack, photo((30, 60, 170)), "blue.jpg")
+    done = wait_for(jobs, job_id)
+    tagging_calls = len(gemini.calls)
+    again = StageMessage(
+        job_id=job_id,
+        stage="expand",
+        refs={
+            "input": f"work/{job_id}/input.png",
+            "cutout": f"work/{job_id}/cutout.png",
+            "segments": f"work/{job_id}/segments.json",
+        },
+    )
+
+    statuses = [push(stack.functions["expand"].url, again) for _ in range(2)]
+
+    after = jobs.get(job_id)
+    assert all(200 <= status < 300 for status in statuses)
+    assert len(gemini.calls) == tagging_calls
+    assert after is not None and after == done
+    assert after.stages["expand"].attempts == 1
+
+
+def test_poison_message_is_dead_lettered_while_other_jobs_flow(stack, jobs, gcs, gemini):
+    poisoned = upload(gcs, stack, photo(POISON), "green.jpg")
+    healthy = upload(gcs, stack, photo(), "red.jpg")
+
+    healthy_job = wait_for(jobs, healthy)
+    failed = wait_for(jobs, poisoned, timeout_s=120)
+
+    assert healthy_job.status is JobStatus.DONE
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "stage_failed"
+    assert failed.error.stage == "expand" and "503" in failed.error.message
+    assert failed.stages["expand"].attempts == stack.topology.max_delivery_attempts
+
+
+def test_bad_upload_fails_with_invalid_image_after_one_attempt(stack, jobs, gcs):
+    job_id = upload(gcs, stack, b"this is not a photo\n" * 40, "notes.jpg")
+
+    failed = wait_for(jobs, job_id)
+    time.sleep(2)  # long enough for a redelivery to show, were there one
+
+    again = jobs.get(job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "invalid_image"
+    assert again is not None and again.stages["ingest"].attempts == 1
+
+
+def test_outputs_never_start_a_job(stack, jobs, gcs):
+    job_id = upload(gcs, stack, photo(), "loop.jpg")
+    done = wait_for(jobs, job_id)
+    assert done.result is not None
+    # Re-upload an output into the results bucket under a users/ path: no notification fires.
+    stray = f"e2e-{uuid.uuid4().hex[:16]}"
+    blob = gcs.bucket(stack.settings.results_bucket).blob(f"users/tester/{stray}.webp")
+    blob.metadata = {"job-id": stray}
+    blob.upload_from_string(b"RIFF....WEBP", content_type="image/webp")
+    time.sleep(2)
+
+    assert jobs.get(stray) is None
+
+
+def test_every_function_answers_a_warm_up_quickly(stack):
+    for name, function in stack.functions.items():
+        request = urllib.request.Request(
+            function.url,
+            data=b"{}",
+            headers={
+                "Content-Type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-type": "closet.warmup",
+                "ce-source": "//cloudscheduler.googleapis.com/e2e",
+                "ce-id": uuid.uuid4().hex,
+            },
+            method="POST",
+        )
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert 200 <= response.status < 300, name
+        assert time.monotonic() - started < 10, name
+
+
+def test_results_are_readable_images(stack, jobs, gcs):
+    job_id = upload(gcs, stack, photo(), "check.jpg")
+    done = wait_for(jobs, job_id)
+
+    assert done.result is not None
+    data = (
+        gcs.bucket(stack.settings.results_bucket)
+        .blob(done.result.items[0].image.path)
+        .download_as_bytes()
+    )
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "WEBP" and image.mode == "RGBA"
+        assert max(image.size) <= 1024
