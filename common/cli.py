@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
     try:
         settings = Settings.from_env()
-        if "CLOSET_LOCAL_ROOT" not in os.environ:
+        if settings.local_root is None:
             # Uploads and intermediate artefacts stay next to the results they produced.
             settings = dataclasses.replace(settings, local_root=out_dir / ".closet")
         # Imported here so `closet --help` stays instant: loading models takes seconds.

@@ -89,7 +89,8 @@ class Settings:
     uploads_bucket: str = _setting("CLOSET_UPLOADS_BUCKET", "closet-uploads")
     work_bucket: str = _setting("CLOSET_WORK_BUCKET", "closet-work")
     results_bucket: str = _setting("CLOSET_RESULTS_BUCKET", "closet-results")
-    local_root: Path = _setting("CLOSET_LOCAL_ROOT", Path(".closet"), Path)
+    local_root: Path | None = _setting("CLOSET_LOCAL_ROOT", None, _optional_path)
+    """Folder of the local blob store; unset means `.closet` (or, for `closet run`, DIR/.closet)."""
     default_uid: str = _setting("CLOSET_DEFAULT_UID", "anonymous")
 
     background_backend: str = _setting("CLOSET_BACKGROUND_BACKEND", "classic", str.lower)
@@ -163,6 +164,10 @@ class Settings:
             raise ConfigurationError("the uploads, work and results buckets must be different")
 
     @property
+    def blob_root(self) -> Path:
+        return self.local_root or Path(".closet")
+
+    @property
     def resolved_segmentation_backend(self) -> str:
         """`segformer` when weights are configured, else single-garment mode."""
         if self.segmentation_backend:
@@ -175,15 +180,19 @@ class Settings:
 
     def fingerprint(self) -> dict[str, object]:
         """The settings that change a result: part of the content-hash cache key."""
+        background = self.background_backend
+        generative = self.has_generative_credentials
         return {
-            "background": self.background_backend,
-            "u2net_model": self.u2net_model if self.background_backend == "u2net" else None,
+            "background": background,
+            "u2net": [self.u2net_model, str(self.u2net_home)] if background == "u2net" else None,
+            "space": [self.space, self.space_api] if background == "space" else None,
+            "removebg": self.removebg_url if background == "removebg" else None,
             "segmentation": self.resolved_segmentation_backend,
             "segformer": str(self.segformer_path) if self.segformer_path else None,
             "min_garment_area": self.min_garment_area,
-            "generative": self.generative_backend if self.has_generative_credentials else None,
-            "tagging": self.tagging,
-            "completion": self.completion,
+            "generative": self.generative_backend if generative else None,
+            "tagging": self.tagging_model if generative and self.tagging else None,
+            "completion": self.completion_model if generative and self.completion else None,
             "working_size": self.working_size,
             "output": [self.output_format, self.output_quality, self.output_max_size],
             "thumbnail": self.thumbnail_size,

@@ -114,6 +114,8 @@ class FunctionProcess:
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
+        if self.log is not None:
+            self.log.close()
 
 
 @dataclass

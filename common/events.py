@@ -104,9 +104,12 @@ def _from_pubsub(data: Mapping[str, Any], envelope: Mapping[str, Any] | None) ->
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise MalformedEvent("the Pub/Sub message's attributes are not an object")
-    payload = _base64(message.get("data"))
     if "eventType" in attributes and "bucketId" in attributes:
-        return _from_notification(attributes, payload)
+        # A notification with payload format NONE carries no data at all: the attributes
+        # alone name the object.
+        raw = message.get("data")
+        return _from_notification(attributes, b"" if raw in (None, "") else _base64(raw))
+    payload = _base64(message.get("data"))
     try:
         decoded = StageMessage.model_validate_json(payload)
     except ValidationError as exc:
@@ -121,7 +124,7 @@ def _from_notification(attributes: Mapping[str, Any], payload: bytes) -> Decoded
     if event_type != FINALIZE:
         return Ignored(f"storage notification {event_type} does not start a job")
     resource: Mapping[str, Any] = {}
-    if attributes.get("payloadFormat") == "JSON_API_V1":
+    if attributes.get("payloadFormat") == "JSON_API_V1" and payload:
         resource = _json_object(payload, "the notification's object resource")
     return _upload(
         resource,

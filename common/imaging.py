@@ -7,9 +7,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from common.errors import (
+    ClosetError,
     ImageTooLarge,
     ImageTooSmall,
     InvalidImage,
@@ -101,15 +102,15 @@ def decode(
             image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
     except Image.DecompressionBombError:
         raise TooManyPixels("the image header claims far more pixels than allowed") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (ClosetError, MemoryError):
+        raise
+    except Exception as exc:
         raise InvalidImage(f"the {fmt.upper()} data cannot be read: {exc}") from None
-
     width, height = image.size
     if width * height > max_pixels:
         raise TooManyPixels(f"the image is {width}x{height}; the limit is {max_pixels} pixels")
     if min(width, height) < min_side:
         raise ImageTooSmall(f"the image is {width}x{height}; each side must be {min_side} or more")
-    frames = getattr(image, "n_frames", 1)
 
     if fmt == "jpeg":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the decode cost of a large
@@ -118,27 +119,59 @@ def decode(
         if scale < 1:
             image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
     try:
+        frames = getattr(image, "n_frames", 1)
+        orientation = image.getexif().get(0x0112, 1)
         image.load()
-        oriented = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # Shrink before any mode conversion or rotation, so no full-size copy is ever made.
+        small = normalise_mode(shrink(image, working_size))
+    except (ClosetError, MemoryError):
+        raise
+    except Exception as exc:
+        # Pillow signals damaged data with many exception types (IndexError, struct.error,
+        # EOFError, ...): all of them mean the same thing here, and none is worth a retry.
         raise InvalidImage(f"the {fmt.upper()} data is damaged: {exc}") from None
-    original = _oriented_size(image, (width, height))
-    normalised = normalise_mode(oriented)
-    return DecodedImage(fit(normalised, working_size), fmt, original, frames)
+    transpose = _ORIENTATIONS.get(orientation)
+    if transpose is not None:
+        small = small.transpose(transpose)
+    original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return DecodedImage(fit(small, working_size), fmt, original, frames)
 
 
-def _oriented_size(image: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
-    orientation = image.getexif().get(0x0112, 1)
-    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes Image.reduce() works on; others are converted (after shrinking where possible).
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "PA"}
+
+
+def shrink(image: Image.Image, max_size: int) -> Image.Image:
+    """Cheap integer box reduction to within 2x of `max_size`, in the image's own mode."""
+    if image.mode.startswith("I;16"):
+        # 16-bit samples: keep the high byte. Integer maths, one 8-bit copy.
+        image = Image.fromarray((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8))
+    factor = max(image.size) // (2 * max_size)
+    if factor < 2:
+        return image
+    if image.mode not in _REDUCIBLE:
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
 
 
 def normalise_mode(image: Image.Image) -> Image.Image:
     """RGB, or RGBA when some pixel is not opaque; handles 16-bit, CMYK, palette and grayscale."""
     mode = image.mode
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        peak = 255.0 if values.max(initial=0) <= 255 else 65535.0
-        gray = np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8)
+        values = np.asarray(image)
+        if values.max(initial=0) > 255:
+            # 16-bit samples in a 32-bit mode: keep the high byte.
+            values = np.clip(values, 0, 65535).astype(np.uint32) >> 8
+        gray = np.clip(values, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -189,6 +222,31 @@ def encode_work(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def open_remote(data: bytes, *, max_pixels: int = 64_000_000) -> Image.Image:
+    """Open an image a remote backend sent back: PNG, WebP or JPEG only, pixels checked first.
+
+    A remote answer is input like any upload: no other Pillow plugin may see it.
+    """
+    from common.errors import TransientError
+
+    try:
+        fmt = sniff_format(data)
+        if fmt == "gif":
+            raise UnsupportedFormat("GIF is not an accepted answer")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
+        if image.width * image.height > max_pixels:
+            raise TooManyPixels(f"the answer is {image.width}x{image.height} pixels")
+        image.load()
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # A garbled answer is the remote side's fault; another try may well succeed.
+        raise TransientError(f"the backend answered with an unreadable image: {exc}") from None
+    return image
 
 
 def open_work(data: bytes) -> Image.Image:

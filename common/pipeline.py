@@ -54,7 +54,7 @@ class LocalPipeline:
     ) -> None:
         self.settings = settings
         buckets = {settings.results_bucket: results_dir} if results_dir else {}
-        self.blobs = FolderBlobStore(settings.local_root, buckets)
+        self.blobs = FolderBlobStore(settings.blob_root, buckets)
         self.jobs = MemoryJobStore()
         self.bus = InlineBus()
         self.backends = backends or Backends.from_settings(settings)

@@ -36,7 +36,9 @@ class Bus(Protocol):
 
 
 class BlobStore(Protocol):
-    def read(self, bucket: str, name: str) -> bytes: ...
+    def read(self, bucket: str, name: str, *, generation: str | None = None) -> bytes:
+        """The object's bytes (that generation's, when given); missing raises InvalidImage."""
+        ...
 
     def write(
         self,
@@ -48,6 +50,10 @@ class BlobStore(Protocol):
         cache_control: str | None = None,
     ) -> str:
         """Store `data` at a deterministic path (overwriting) and return its URL."""
+        ...
+
+    def copy(self, bucket: str, source: str, target: str) -> str:
+        """Copy an object within `bucket` (server-side where possible); return the copy's URL."""
         ...
 
     def exists(self, bucket: str, name: str) -> bool: ...

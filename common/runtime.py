@@ -60,6 +60,8 @@ class StageOutcome:
     """True when the job is complete after this stage (the last stage, or a cache hit)."""
     cache_hit: bool = False
     other_stages: dict[str, StageRecord] = field(default_factory=dict)
+    cacheable: bool = True
+    """False when the result lacks something a later try could add (e.g. a refused tagging)."""
     """Records for other stages, e.g. those a cache hit makes unnecessary."""
 
 
@@ -89,9 +91,14 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         return Delivery.IGNORED
     record = job.stages.get(stage.name)
     if record is not None and record.status.finished:
-        # At-least-once delivery: this step is already recorded, so the next hop was published.
-        telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
-        return Delivery.DUPLICATE
+        following = next_stage(stage.name)
+        if following is None or following in job.stages:
+            # At-least-once delivery: this step is recorded and the next one has begun.
+            telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
+            return Delivery.DUPLICATE
+        # Recorded, but the next stage never began: the publish after the record may have
+        # been lost with its instance. Outputs are deterministic, so doing the step again
+        # and publishing again is safe.
 
     attempts = (record.attempts if record else 0) + 1
     jobs.advance(
@@ -129,18 +136,9 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         return Delivery.FAILED
 
     following = None if outcome.finished else next_stage(stage.name)
-    if following is not None:
-        # Publish before recording the step: if we die in between, the redelivered message
-        # runs again and republishes; recording first could strand the job.
-        bus.publish(
-            StageMessage(
-                job_id=job.id,
-                stage=following,
-                refs={**message.refs, **outcome.refs},
-                cache_key=outcome.cache_key or message.cache_key,
-            )
-        )
     status = StageStatus.SKIPPED if outcome.skipped else StageStatus.DONE
+    # Record, then publish: the job document tells the steps in the order they happened.
+    # Dying in between leaves an unacknowledged message whose redelivery publishes again.
     jobs.advance(
         job.id,
         JobUpdate(
@@ -163,6 +161,16 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
             cache_hit=outcome.cache_hit or None,
         ),
     )
+    if following is not None:
+        bus.publish(
+            StageMessage(
+                job_id=job.id,
+                stage=following,
+                refs={**message.refs, **outcome.refs},
+                cache_key=outcome.cache_key or message.cache_key,
+                cacheable=message.cacheable and outcome.cacheable,
+            )
+        )
     telemetry.stage_finished(job.id, stage.name, elapsed[0], status.value)
     return Delivery.DONE
 

@@ -182,6 +182,8 @@ class StageMessage(Model):
     stage: str
     refs: dict[str, str] = Field(default_factory=dict)
     cache_key: str | None = None
+    cacheable: bool = True
+    """False once a stage degraded the result: finalize then keeps it out of the cache."""
     attempt: int = 1
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+from common.errors import ConfigurationError
 
 DECLARATION = Path(__file__).resolve().parent.parent / "infra" / "topology.toml"
 
@@ -39,8 +42,13 @@ class Topology:
         raise KeyError(name)
 
 
+@cache
 def load(path: Path = DECLARATION) -> Topology:
-    data = tomllib.loads(path.read_text())
+    """The declaration, read once; a missing file is a startup error, not a per-message one."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the topology declaration {path}: {exc}") from None
     dead = data["dead_letter"]
     return Topology(
         functions=tuple(

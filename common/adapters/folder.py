@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import tempfile
 from collections.abc import Mapping
@@ -22,7 +23,8 @@ class FolderBlobStore:
         base = self._buckets.get(bucket, self.root / bucket)
         return base.joinpath(*relative.parts)
 
-    def read(self, bucket: str, name: str) -> bytes:
+    def read(self, bucket: str, name: str, *, generation: str | None = None) -> bytes:
+        # A folder keeps one version per name: the generation is the caller's bookkeeping.
         try:
             return self.path(bucket, name).read_bytes()
         except FileNotFoundError:
@@ -45,6 +47,11 @@ class FolderBlobStore:
             handle.write(data)
         os.replace(tmp, target)
         return self.url(bucket, name)
+
+    def copy(self, bucket: str, source: str, target: str) -> str:
+        data = self.read(bucket, source)
+        content_type = mimetypes.guess_type(source)[0] or "application/octet-stream"
+        return self.write(bucket, target, data, content_type)
 
     def exists(self, bucket: str, name: str) -> bool:
         return self.path(bucket, name).is_file()

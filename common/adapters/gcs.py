@@ -13,9 +13,13 @@ class GcsBlobStore:
     def __init__(self, client: storage.Client) -> None:
         self._client = client
 
-    def read(self, bucket: str, name: str) -> bytes:
+    def read(self, bucket: str, name: str, *, generation: str | None = None) -> bytes:
+        # Pinning the generation: the job processes the bytes its event announced, even if
+        # the object was overwritten since.
+        pinned = int(generation) if generation and generation.isdigit() else None
         try:
-            data: bytes = self._client.bucket(bucket).blob(name).download_as_bytes()
+            blob = self._client.bucket(bucket).blob(name, generation=pinned)
+            data: bytes = blob.download_as_bytes()
         except NotFound:
             raise InvalidImage(f"object {bucket}/{name} does not exist") from None
         return data
@@ -35,6 +39,14 @@ class GcsBlobStore:
         # (the library retries uploads only when they carry a generation precondition).
         blob.upload_from_string(data, content_type=content_type, retry=DEFAULT_RETRY)
         return self.url(bucket, name)
+
+    def copy(self, bucket: str, source: str, target: str) -> str:
+        client_bucket = self._client.bucket(bucket)
+        try:
+            client_bucket.copy_blob(client_bucket.blob(source), client_bucket, target)
+        except NotFound:
+            raise InvalidImage(f"object {bucket}/{source} does not exist") from None
+        return self.url(bucket, target)
 
     def exists(self, bucket: str, name: str) -> bool:
         found: bool = self._client.bucket(bucket).blob(name).exists()

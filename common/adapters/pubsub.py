@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
+from common import topology
 from common.errors import TransientError
 from common.schemas import StageMessage
 
-TOPIC_PREFIX = "closet-"
 PUBLISH_TIMEOUT_S = 30.0
 
 
 def topic_for(stage: str) -> str:
-    """The topic that feeds `stage`: `remove_background` → `closet-remove-background`."""
-    return TOPIC_PREFIX + stage.replace("_", "-")
+    """The topic that feeds `stage`, as `infra/topology.toml` declares it."""
+    return topology.load().function(stage).topic
 
 
 class PubSubBus:

@@ -36,9 +36,12 @@ class Expand:
 
     def handle(self, message: StageMessage) -> StageOutcome:
         if self.backend is None:
-            return StageOutcome(skipped=NO_CREDENTIALS)
+            return StageOutcome(skipped=NO_CREDENTIALS, message="Tagging skipped: no credentials")
         if not (self.settings.tagging or self.settings.completion):
-            return StageOutcome(skipped="tagging and completion are both turned off")
+            return StageOutcome(
+                skipped="tagging and completion are both turned off",
+                message="Tagging skipped: turned off",
+            )
         bucket = self.settings.work_bucket
         segments = Segments.model_validate_json(self.blobs.read(bucket, message.refs["segments"]))
         cutout = imaging.open_work(self.blobs.read(bucket, message.refs["cutout"]))
@@ -66,7 +69,13 @@ class Expand:
             # Tags and completion enrich the result; a refusal should not cost the user the
             # garments themselves, so record why and carry on without them.
             telemetry.log(logging.WARNING, f"expand skipped: {exc.message}", jobId=message.job_id)
-            return StageOutcome(backend=backend.name, skipped=f"{backend.name}: {exc.message}")
+            return StageOutcome(
+                backend=backend.name,
+                skipped=f"{backend.name}: {exc.message}",
+                message="Tagging skipped: the generative backend refused",
+                # A later upload of the same photo should get its tags: don't cache this.
+                cacheable=False,
+            )
         name = f"work/{message.job_id}/expansions.json"
         expansions = Expansions(items=items)
         self.blobs.write(

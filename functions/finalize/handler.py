@@ -77,13 +77,8 @@ class Finalize:
             )
         manifest = f"{prefix}/manifest.json"
         result = Result(items=items, cutout=refs[0], manifest=manifest)
-        self.blobs.write(
-            settings.results_bucket,
-            manifest,
-            result.model_dump_json(by_alias=True, exclude_none=True, indent=2).encode(),
-            "application/json",
-        )
-        if settings.cache and message.cache_key:
+        cache.write_manifest(self.blobs, settings, result)
+        if settings.cache and message.cache_key and message.cacheable:
             cache.store(self.blobs, settings, message.cache_key, result)
         return StageOutcome(
             backend=settings.output_format,

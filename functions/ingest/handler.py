@@ -85,7 +85,7 @@ class Ingest:
             raise ImageTooLarge(
                 f"the upload is {job.source.size} bytes; the limit is {settings.max_bytes}"
             )
-        data = self.blobs.read(job.source.bucket, job.source.name)
+        data = self.blobs.read(job.source.bucket, job.source.name, generation=job.source.generation)
         sha256 = hashlib.sha256(data).hexdigest()
         source = job.source.model_copy(update={"sha256": sha256, "size": len(data)})
         cache_key = cache.cache_key(sha256, settings)
@@ -94,7 +94,7 @@ class Ingest:
             return StageOutcome(
                 backend="cache",
                 source=source,
-                result=hit,
+                result=cache.materialize(self.blobs, settings, hit, job.id),
                 finished=True,
                 cache_hit=True,
                 other_stages={

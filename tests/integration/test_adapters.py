@@ -6,6 +6,7 @@ import json
 import queue
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from common.schemas import (
     StageRecord,
     StageStatus,
 )
+from common.topology import DECLARATION
 from tests.integration.conftest import PROJECT, UPLOADS_BUCKET
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -303,9 +305,12 @@ def _drain(source: queue.Queue[Job], progress: list[int]) -> list[int]:
 # -- Pub/Sub Bus ------------------------------------------------------------------------------
 
 
-def test_topic_for_names_the_topic_after_the_stage() -> None:
-    assert topic_for("remove_background") == "closet-remove-background"
-    assert topic_for("segment") == "closet-segment"
+def test_topic_for_reads_the_topology_declaration() -> None:
+    declared = tomllib.loads(DECLARATION.read_text())
+    topics = {f["name"]: f["topic"] for f in declared["function"]}
+
+    assert topic_for("remove_background") == topics["remove_background"]
+    assert topic_for("segment") == topics["segment"]
 
 
 def test_publish_delivers_json_with_job_and_stage_attributes(
@@ -326,10 +331,11 @@ def test_publish_delivers_json_with_job_and_stage_attributes(
 
 
 def test_publish_to_a_missing_topic_raises_transient_error(publisher: Any) -> None:
-    bus = PubSubBus(publisher, PROJECT, timeout_s=10)
+    # No topic exists in this project: the publish fails on the emulator's side.
+    bus = PubSubBus(publisher, "closet-project-without-topics", timeout_s=10)
 
     with pytest.raises(TransientError):
-        bus.publish(StageMessage(job_id="job-123", stage="no_such_stage"))
+        bus.publish(StageMessage(job_id="job-123", stage="segment"))
 
 
 # -- Cloud Storage BlobStore ------------------------------------------------------------------

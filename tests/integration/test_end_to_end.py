@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import threading
@@ -72,14 +73,21 @@ def gcs(stack: DevStack) -> Any:
     return storage.Client(project=stack.project)
 
 
+_photos = itertools.count()
+
+
 def photo(colour: tuple[int, int, int] = (178, 34, 52)) -> bytes:
+    """A garment photo whose bytes no earlier call produced, so the cache never answers."""
     image = badinputs.garment_photo(800, 600)
     pixels = image.load()
     assert pixels is not None
+    # A shade of the colour no earlier photo had (within the poison tolerance of 40).
+    red, green, blue = colour
+    shade = (red, min(255, green + 3 * (next(_photos) % 10)), blue)
     for x in range(image.width):
         for y in range(image.height):
             if pixels[x, y] == (178, 34, 52):
-                pixels[x, y] = colour
+                pixels[x, y] = shade
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -158,6 +166,7 @@ def test_three_uploads_complete_with_live_progress_and_stored_results(stack, job
         progress = [s.progress for s in snapshots]
         final = snapshots[-1]
         assert progress == sorted(progress) and progress[-1] == 100
+        assert len(set(progress)) >= 3, progress  # live steps, not just created and done
         assert final.status is JobStatus.DONE and final.uid == "tester"
         assert all(s.status is not JobStatus.DONE for s in snapshots[:-1])
         assert final.result is not None and final.result.items
@@ -171,26 +180,51 @@ def test_three_uploads_complete_with_live_progress_and_stored_results(stack, job
 
 
 def test_a_message_delivered_twice_does_the_work_once(stack, jobs, gcs, gemini):
-    job_id = upload(gcs, stack, photo((30, 60, 170)), "blue.jpg")
+    calls_before = len(gemini.calls)
+    gemini.delay_s = 3.0  # keeps the job running while segment's message comes again
+    try:
+        job_id = upload(gcs, stack, photo((30, 60, 170)), "twice.jpg")
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while time.monotonic() < deadline:
+            job = jobs.get(job_id)
+            if job is not None and "expand" in job.stages:
+                break
+            time.sleep(0.05)
+        segment_again = StageMessage(
+            job_id=job_id,
+            stage="segment",
+            refs={"input": f"work/{job_id}/input.png", "cutout": f"work/{job_id}/cutout.png"},
+        )
+        running = jobs.get(job_id)
+
+        statuses = [push(stack.functions["segment"].url, segment_again) for _ in range(2)]
+    finally:
+        gemini.delay_s = 0.0
+
     done = wait_for(jobs, job_id)
-    tagging_calls = len(gemini.calls)
-    again = StageMessage(
-        job_id=job_id,
-        stage="expand",
-        refs={
-            "input": f"work/{job_id}/input.png",
-            "cutout": f"work/{job_id}/cutout.png",
-            "segments": f"work/{job_id}/segments.json",
-        },
-    )
-
-    statuses = [push(stack.functions["expand"].url, again) for _ in range(2)]
-
-    after = jobs.get(job_id)
+    assert running is not None and running.status is JobStatus.RUNNING
     assert all(200 <= status < 300 for status in statuses)
-    assert len(gemini.calls) == tagging_calls
-    assert after is not None and after == done
-    assert after.stages["expand"].attempts == 1
+    assert done.status is JobStatus.DONE
+    assert done.stages["segment"].attempts == 1 and done.stages["expand"].attempts == 1
+    assert done.result is not None
+    # One tagging call per garment: expand ran once, not once per delivery.
+    assert len(gemini.calls) - calls_before == len(done.result.items)
+
+
+def test_identical_upload_is_served_from_the_cache_without_model_calls(stack, jobs, gcs, gemini):
+    data = photo()
+    first = wait_for(jobs, upload(gcs, stack, data, "first.jpg"))
+    calls = len(gemini.calls)
+
+    second = wait_for(jobs, upload(gcs, stack, data, "second.jpg"))
+
+    assert first.cache_hit is False and second.cache_hit is True
+    assert second.status is JobStatus.DONE and len(gemini.calls) == calls
+    assert second.result is not None
+    results = gcs.bucket(stack.settings.results_bucket)
+    for item in second.result.items:
+        assert item.image.path.startswith(f"{second.id}/")
+        assert results.blob(item.image.path).exists()
 
 
 def test_poison_message_is_dead_lettered_while_other_jobs_flow(stack, jobs, gcs, gemini):

@@ -183,3 +183,37 @@ def test_eventarc_storage_deleted_is_ignored() -> None:
 
     assert isinstance(decoded, Ignored)
     assert "deleted" in decoded.reason
+
+
+def test_notification_without_payload_still_names_the_object() -> None:
+    envelope = {
+        "message": {
+            "attributes": {
+                "eventType": "OBJECT_FINALIZE",
+                "bucketId": "closet-uploads",
+                "objectId": "users/alice/photo.jpg",
+                "objectGeneration": "1700000000000001",
+                "payloadFormat": "NONE",
+            },
+            "messageId": "42",
+            "publishTime": "2026-11-23T12:00:00Z",
+        },
+        "subscription": "projects/p/subscriptions/s",
+    }
+    event = CloudEvent(
+        {
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "source": "//pubsub.googleapis.com/projects/p/topics/closet-uploads",
+            "id": "42",
+        },
+        envelope,
+    )
+
+    decoded = decode(event)
+
+    assert isinstance(decoded, UploadEvent)
+    assert (decoded.bucket, decoded.name, decoded.generation) == (
+        "closet-uploads",
+        "users/alice/photo.jpg",
+        "1700000000000001",
+    )

@@ -114,6 +114,18 @@ def test_refusal_skips_the_enrichment_but_keeps_the_garments(tmp_path, server):
     assert job.result is not None and job.result.items[0].attributes is None
 
 
+def test_refused_result_is_not_cached_so_a_retry_gets_its_tags(tmp_path, server):
+    pipeline = make_pipeline(tmp_path, server)
+    photo = jpeg(badinputs.garment_photo())
+    server.fail_next(1, 400, "Request contains an invalid argument.")
+    pipeline.process(photo, "shirt.jpg")
+
+    again = pipeline.process(photo, "shirt-again.jpg")
+
+    assert again.cache_hit is False
+    assert again.result is not None and again.result.items[0].attributes is not None
+
+
 def test_rate_limit_is_retried_and_then_succeeds(tmp_path, server):
     pipeline = make_pipeline(tmp_path, server)
     server.fail_next(1, 429, "Resource has been exhausted")

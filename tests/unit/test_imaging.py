@@ -5,7 +5,14 @@ import pytest
 from PIL import Image
 
 from common import imaging
-from common.errors import ImageTooLarge, InvalidImage, TooManyPixels, UnsupportedFormat
+from common.errors import (
+    ImageTooLarge,
+    InvalidImage,
+    PermanentError,
+    TooManyPixels,
+    TransientError,
+    UnsupportedFormat,
+)
 from tests import badinputs
 
 LIMITS = {
@@ -145,3 +152,49 @@ def test_encode_round_trips_each_output_format(fmt):
 
     assert imaging.sniff_format(data) == fmt
     assert Image.open(io.BytesIO(data)).size == (64, 32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        badinputs.animated_gif,
+        badinputs.png16,
+        badinputs.palette_with_transparency,
+        badinputs.cmyk_jpeg,
+    ],
+    ids=["gif", "png16", "palette", "cmyk-jpeg"],
+)
+def test_every_truncation_decodes_or_fails_as_bad_input(make):
+    data = make()
+
+    outcomes = set()
+    for cut in range(0, len(data), max(1, len(data) // 400)):
+        try:
+            imaging.decode(data[:cut], **LIMITS)
+            outcomes.add("decoded")
+        except PermanentError as exc:
+            outcomes.add(exc.code)
+
+    assert outcomes <= {"decoded", "invalid_image", "image_too_small"}
+    assert "invalid_image" in outcomes
+
+
+def test_large_sixteen_bit_png_is_shrunk_before_conversion():
+    gray = (np.arange(4000 * 3000, dtype=np.uint32).reshape(3000, 4000) % 65536).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+
+    decoded = imaging.decode(buffer.getvalue(), **LIMITS)
+
+    assert decoded.image.size == (1024, 768) and decoded.image.mode == "RGB"
+
+
+def test_remote_answers_are_opened_only_as_png_webp_or_jpeg():
+    with pytest.raises(TransientError):
+        imaging.open_remote(badinputs.eps())
+    with pytest.raises(TransientError):
+        imaging.open_remote(badinputs.animated_gif())
+
+    image = imaging.open_remote(imaging.encode(Image.new("RGBA", (8, 8)), "png"))
+
+    assert image.size == (8, 8)

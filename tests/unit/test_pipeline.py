@@ -106,7 +106,15 @@ def test_identical_upload_completes_from_cache_with_no_model_work(tmp_path):
     assert first.id != second.id
     assert second.status is JobStatus.DONE and second.cache_hit is True
     assert first.cache_hit is False
-    assert second.result == first.result
+    assert first.result is not None and second.result is not None
+    assert [i.label for i in second.result.items] == [i.label for i in first.result.items]
+    for before, after in zip(first.result.items, second.result.items, strict=True):
+        assert after.image.path.startswith(f"{second.id}/")
+        assert (tmp_path / "out" / after.image.path).read_bytes() == (
+            tmp_path / "out" / before.image.path
+        ).read_bytes()
+        assert after.image.bytes == before.image.bytes
+    assert (tmp_path / "out" / f"{second.id}/manifest.json").is_file()
     for name in STAGES[1:]:
         assert second.stages[name].status is StageStatus.SKIPPED
 

@@ -56,13 +56,46 @@ def test_redelivered_message_for_a_recorded_step_does_no_work(jobs):
     bus = InlineBus()
     stage = CountingStage("segment")
     run_stage(stage, message("segment"), jobs, bus)
-    bus.pop()
+    next_message = bus.pop()
+    assert next_message is not None
+    run_stage(CountingStage("expand"), next_message, jobs, bus)
 
     delivery = run_stage(stage, message("segment"), jobs, bus)
 
     assert delivery is Delivery.DUPLICATE
     assert stage.calls == 1
-    assert len(bus) == 0
+    assert [m.stage for m in [bus.pop()]] == ["finalize"] and len(bus) == 0
+
+
+def test_recorded_step_whose_next_stage_never_began_is_done_again(jobs):
+    # The instance recorded the step, then died before its publish went out.
+    bus = InlineBus()
+    stage = CountingStage("segment")
+    run_stage(stage, message("segment"), jobs, bus)
+    bus.pop()  # the lost publish
+
+    delivery = run_stage(stage, message("segment"), jobs, bus)
+
+    republished = bus.pop()
+    job = jobs.get("job-000001")
+    assert delivery is Delivery.DONE and stage.calls == 2
+    assert republished is not None and republished.stage == "expand"
+    assert job is not None and job.stages["segment"].attempts == 2
+
+
+def test_job_document_records_a_step_before_the_next_one_is_published(jobs):
+    seen_at_publish: list[str] = []
+
+    class WatchingBus(InlineBus):
+        def publish(self, message: StageMessage) -> None:
+            job = jobs.get(message.job_id)
+            assert job is not None
+            seen_at_publish.append(job.stages["segment"].status.value)
+            super().publish(message)
+
+    run_stage(CountingStage("segment"), message("segment"), jobs, WatchingBus())
+
+    assert seen_at_publish == ["done"]
 
 
 def test_permanent_error_fails_the_job_with_its_code_and_acks(jobs):

@@ -47,7 +47,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def blobs(settings: Settings) -> FolderBlobStore:
-    return FolderBlobStore(settings.local_root)
+    return FolderBlobStore(settings.blob_root)
 
 
 def box_mask(left: int, top: int, right: int, bottom: int, size=(200, 100)) -> np.ndarray:

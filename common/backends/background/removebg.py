@@ -6,8 +6,9 @@ import io
 from typing import Self
 
 import httpx
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from common import imaging
 from common.backends.background.base import BackgroundBackend
 from common.config import Settings
 from common.errors import (
@@ -52,12 +53,8 @@ class RemoveBgBackground(BackgroundBackend):
             raise TransientError(f"remove.bg unreachable: {exc!r}") from exc
         if response.status_code != 200:
             raise _error_for(response)
-        try:
-            with Image.open(io.BytesIO(response.content)) as result:
-                cutout = result.convert("RGBA")
-        except (UnidentifiedImageError, OSError) as exc:
-            # A 200 without a readable image is the service's fault, not the photo's.
-            raise TransientError("remove.bg answered 200 without a readable image") from exc
+        # A 200 without a readable image is the service's fault, not the photo's: transient.
+        cutout = imaging.open_remote(response.content).convert("RGBA")
         if cutout.size != image.size:
             cutout = cutout.resize(image.size, Image.Resampling.LANCZOS)
         return cutout

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from common import imaging
 from common.backends.background.base import BackgroundBackend
 from common.config import Settings
 from common.errors import BackendUnavailable, ClosetError, ConfigurationError, TransientError
@@ -140,10 +141,8 @@ class SpaceBackground(BackgroundBackend):
         outputs: list[Image.Image] = []
         for path in _output_paths(result):
             try:
-                with Image.open(path) as output:
-                    output.load()
-                    outputs.append(output)
-            except (UnidentifiedImageError, OSError):
+                outputs.append(imaging.open_remote(Path(path).read_bytes()))
+            except (TransientError, OSError):
                 continue
             finally:
                 _discard(path, self._files)

@@ -15,8 +15,9 @@ from google import genai
 from google.auth import exceptions as auth_errors
 from google.genai import errors as genai_errors
 from google.genai import types
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from common import imaging
 from common.backends.generative.base import Edge, GenerativeBackend
 from common.config import Settings
 from common.errors import BackendUnavailable, ConfigurationError, TransientError
@@ -134,13 +135,7 @@ class GeminiBackend(GenerativeBackend):
             raise BackendUnavailable(
                 f"{self.completion_model} answered no image ({_why(response)})"
             )
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                return image.convert("RGBA")
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BackendUnavailable(
-                f"{self.completion_model} answered an unreadable image"
-            ) from exc
+        return imaging.open_remote(data).convert("RGBA")
 
     def _generate(
         self,
