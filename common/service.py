@@ -91,6 +91,12 @@ def _request_body() -> Mapping[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def _request_trace(project: str) -> str | None:
+    if not flask.has_request_context():
+        return None
+    return telemetry.trace_from_headers(dict(flask.request.headers), project)
+
+
 def _acknowledged(function: str, event: CloudEvent, reason: str, level: int) -> Delivery:
     telemetry.log(
         level,
@@ -121,6 +127,10 @@ class StageService:
 
     def handle(self, event: CloudEvent) -> Delivery:
         """Settle one event; raises (the framework answers 5xx) only for transient errors."""
+        with telemetry.traced(_request_trace(self.settings.project)):
+            return self._settle(event)
+
+    def _settle(self, event: CloudEvent) -> Delivery:
         name = self.stage.name
         envelope = _request_body()
         try:
@@ -176,18 +186,23 @@ class DeadLetterService:
 
     name = "dead_letter"
 
-    def __init__(self, ports: Ports) -> None:
+    def __init__(self, ports: Ports, project: str = "") -> None:
         self.ports = ports
+        self.project = project
         self.handler = DeadLetter(ports.jobs)
 
     @classmethod
     def create(
         cls, settings: Settings | None = None, ports: Ports | None = None
     ) -> DeadLetterService:
-        _, ports = _resolve(settings, ports)
-        return cls(ports)
+        settings, ports = _resolve(settings, ports)
+        return cls(ports, settings.project)
 
     def handle(self, event: CloudEvent) -> Delivery:
+        with telemetry.traced(_request_trace(self.project)):
+            return self._settle(event)
+
+    def _settle(self, event: CloudEvent) -> Delivery:
         try:
             decoded = decode(event, envelope=_request_body())
         except MalformedEvent as exc:

@@ -6,8 +6,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,30 @@ _SEVERITY = {
 }
 
 
+# The request's trace, as Cloud Logging wants it, so a job's log lines group under its request.
+_trace: ContextVar[str | None] = ContextVar("closet_trace", default=None)
+
+
+def trace_from_headers(headers: Mapping[str, str], project: str) -> str | None:
+    """`projects/P/traces/T` from X-Cloud-Trace-Context or W3C traceparent, else None."""
+    cloud = headers.get("X-Cloud-Trace-Context", "")
+    trace_id = cloud.split("/", 1)[0] if cloud else ""
+    if not trace_id:
+        parts = headers.get("traceparent", "").split("-")
+        trace_id = parts[1] if len(parts) == 4 else ""
+    return f"projects/{project}/traces/{trace_id}" if trace_id else None
+
+
+@contextmanager
+def traced(trace: str | None) -> Iterator[None]:
+    """Attach `trace` to every log line written inside the block."""
+    token = _trace.set(trace)
+    try:
+        yield
+    finally:
+        _trace.reset(token)
+
+
 class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -31,6 +56,9 @@ class CloudLoggingFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
+        trace = _trace.get()
+        if trace:
+            entry["logging.googleapis.com/trace"] = trace
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
