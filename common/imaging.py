@@ -147,7 +147,7 @@ _ORIENTATIONS = {
     8: Image.Transpose.ROTATE_90,
 }
 # Modes Image.reduce() works on; others are converted (after shrinking where possible).
-_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "PA"}
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}  # not P or PA: averaging indices
 
 
 def shrink(image: Image.Image, max_size: int) -> Image.Image:
@@ -159,7 +159,8 @@ def shrink(image: Image.Image, max_size: int) -> Image.Image:
     if factor < 2:
         return image
     if image.mode not in _REDUCIBLE:
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        has_alpha = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
     return image.reduce(factor)
 
 

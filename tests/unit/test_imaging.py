@@ -198,3 +198,28 @@ def test_remote_answers_are_opened_only_as_png_webp_or_jpeg():
     image = imaging.open_remote(imaging.encode(Image.new("RGBA", (8, 8)), "png"))
 
     assert image.size == (8, 8)
+
+
+@pytest.mark.parametrize("mode", ["P", "P-transparent", "LA", "CMYK", "1"])
+def test_large_images_of_every_mode_keep_their_colours_when_shrunk(mode):
+    # Big enough (4200 px) that decode reduces before converting.
+    photo = badinputs.garment_photo(4200, 3150)
+    params: dict[str, object] = {}
+    if mode.startswith("P"):
+        source = photo.quantize(colors=8)
+        if mode == "P-transparent":
+            params["transparency"] = source.getpixel((0, 0))
+    else:
+        source = photo.convert(mode)
+    buffer = io.BytesIO()
+    source.save(buffer, format="JPEG" if mode == "CMYK" else "PNG", **params)
+
+    decoded = imaging.decode(buffer.getvalue(), **{**LIMITS, "max_pixels": 20_000_000})
+
+    assert decoded.image.size == (1024, 768)
+    expected = photo.convert(mode).convert("RGB") if mode in ("LA", "1") else photo
+    shirt = np.asarray(decoded.image.convert("RGB"))[420, 512].astype(int)
+    reference = np.asarray(expected.resize((1024, 768)))[420, 512].astype(int)
+    assert np.abs(shirt - reference).max() < 30, (shirt, reference)
+    if mode == "P-transparent":
+        assert decoded.image.mode == "RGBA" and decoded.image.getpixel((2, 2))[3] == 0
