@@ -60,9 +60,9 @@ class StageOutcome:
     """True when the job is complete after this stage (the last stage, or a cache hit)."""
     cache_hit: bool = False
     other_stages: dict[str, StageRecord] = field(default_factory=dict)
+    """Records for other stages, e.g. those a cache hit makes unnecessary."""
     cacheable: bool = True
     """False when the result lacks something a later try could add (e.g. a refused tagging)."""
-    """Records for other stages, e.g. those a cache hit makes unnecessary."""
 
 
 class Stage(Protocol):
@@ -96,9 +96,13 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
             # At-least-once delivery: this step is recorded and the next one has begun.
             telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
             return Delivery.DUPLICATE
-        # Recorded, but the next stage never began: the publish after the record may have
-        # been lost with its instance. Outputs are deterministic, so doing the step again
-        # and publishing again is safe.
+        if record.handoff is not None:
+            # Recorded, but the next stage never began: the publish after the record may
+            # have been lost with its instance. Send the recorded message again; the work
+            # itself is not repeated (no second paid call, no rewritten artefacts).
+            _publish(jobs, bus, stage.name, record.status, record.handoff)
+            telemetry.message_skipped(message.job_id, stage.name, "next step republished")
+            return Delivery.DUPLICATE
 
     attempts = (record.attempts if record else 0) + 1
     jobs.advance(
@@ -137,6 +141,17 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
 
     following = None if outcome.finished else next_stage(stage.name)
     status = StageStatus.SKIPPED if outcome.skipped else StageStatus.DONE
+    handoff = (
+        StageMessage(
+            job_id=job.id,
+            stage=following,
+            refs={**message.refs, **outcome.refs},
+            cache_key=outcome.cache_key or message.cache_key,
+            cacheable=message.cacheable and outcome.cacheable,
+        )
+        if following is not None
+        else None
+    )
     # Record, then publish: the job document tells the steps in the order they happened.
     # Dying in between leaves an unacknowledged message whose redelivery publishes again.
     jobs.advance(
@@ -154,6 +169,7 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
                     ended_at=utcnow(),
                     ms=elapsed[0],
                     reason=outcome.skipped,
+                    handoff=handoff,
                 ),
             },
             source=outcome.source,
@@ -161,18 +177,23 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
             cache_hit=outcome.cache_hit or None,
         ),
     )
-    if following is not None:
-        bus.publish(
-            StageMessage(
-                job_id=job.id,
-                stage=following,
-                refs={**message.refs, **outcome.refs},
-                cache_key=outcome.cache_key or message.cache_key,
-                cacheable=message.cacheable and outcome.cacheable,
-            )
-        )
+    if handoff is not None:
+        _publish(jobs, bus, stage.name, status, handoff)
     telemetry.stage_finished(job.id, stage.name, elapsed[0], status.value)
     return Delivery.DONE
+
+
+def _publish(
+    jobs: JobStore, bus: Bus, stage: str, status: StageStatus, message: StageMessage
+) -> None:
+    """Publish the next hop; a failure is recorded on the step (for the dead letter) and raised."""
+    try:
+        bus.publish(message)
+    except Exception as exc:
+        telemetry.stage_error(message.job_id, stage, exc, 0)
+        update = JobUpdate(stages={stage: StageRecord(status=status, reason=_why(exc))})
+        jobs.advance(message.job_id, update)
+        raise
 
 
 def fail_job(

@@ -62,6 +62,8 @@ class StageRecord(Model):
     ms: int | None = None
     attempts: int = 0
     reason: str | None = None
+    handoff: StageMessage | None = None
+    """The message this step published (references only), to send again if it was lost."""
 
 
 class ImageRef(Model):
@@ -222,3 +224,8 @@ class Expansion(Model):
 
 class Expansions(Model):
     items: list[Expansion]
+
+
+StageRecord.model_rebuild()
+JobUpdate.model_rebuild()
+Job.model_rebuild()

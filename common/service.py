@@ -94,7 +94,7 @@ def _request_body() -> Mapping[str, Any] | None:
 def _request_trace(project: str) -> str | None:
     if not flask.has_request_context():
         return None
-    return telemetry.trace_from_headers(dict(flask.request.headers), project)
+    return telemetry.trace_from_headers(flask.request.headers, project)
 
 
 def _acknowledged(function: str, event: CloudEvent, reason: str, level: int) -> Delivery:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 LOGGER_NAME = "closet"
 
@@ -28,8 +28,15 @@ _SEVERITY = {
 _trace: ContextVar[str | None] = ContextVar("closet_trace", default=None)
 
 
-def trace_from_headers(headers: Mapping[str, str], project: str) -> str | None:
-    """`projects/P/traces/T` from X-Cloud-Trace-Context or W3C traceparent, else None."""
+class Headers(Protocol):
+    def get(self, key: str, default: str) -> str: ...
+
+
+def trace_from_headers(headers: Headers | Mapping[str, str], project: str) -> str | None:
+    """`projects/P/traces/T` from X-Cloud-Trace-Context or W3C traceparent, else None.
+
+    Pass the request's own headers object: HTTP header names are case-insensitive.
+    """
     cloud = headers.get("X-Cloud-Trace-Context", "")
     trace_id = cloud.split("/", 1)[0] if cloud else ""
     if not trace_id:

@@ -26,6 +26,8 @@ class PubSubBus:
     ) -> None:
         self._publisher = publisher
         self._project = project
+        # Read the declaration now: a missing file fails the instance at start, not a message.
+        topology.load()
         self._timeout_s = timeout_s
 
     def topic_path(self, stage: str) -> str:

@@ -67,20 +67,34 @@ def test_redelivered_message_for_a_recorded_step_does_no_work(jobs):
     assert [m.stage for m in [bus.pop()]] == ["finalize"] and len(bus) == 0
 
 
-def test_recorded_step_whose_next_stage_never_began_is_done_again(jobs):
+def test_recorded_step_whose_next_stage_never_began_republishes_without_redoing(jobs):
     # The instance recorded the step, then died before its publish went out.
     bus = InlineBus()
     stage = CountingStage("segment")
     run_stage(stage, message("segment"), jobs, bus)
-    bus.pop()  # the lost publish
+    lost = bus.pop()
 
     delivery = run_stage(stage, message("segment"), jobs, bus)
 
     republished = bus.pop()
     job = jobs.get("job-000001")
-    assert delivery is Delivery.DONE and stage.calls == 2
-    assert republished is not None and republished.stage == "expand"
-    assert job is not None and job.stages["segment"].attempts == 2
+    assert delivery is Delivery.DUPLICATE and stage.calls == 1
+    assert republished is not None and republished == lost
+    assert job is not None and job.stages["segment"].attempts == 1
+
+
+def test_failed_publish_is_raised_and_recorded_for_the_dead_letter(jobs):
+    class BrokenBus(InlineBus):
+        def publish(self, message: StageMessage) -> None:
+            raise TransientError("publish timed out")
+
+    with pytest.raises(TransientError):
+        run_stage(CountingStage("segment"), message("segment"), jobs, BrokenBus())
+    dead_letter(jobs, message("segment"))
+
+    job = jobs.get("job-000001")
+    assert job is not None and job.error is not None
+    assert "publish timed out" in job.error.message
 
 
 def test_job_document_records_a_step_before_the_next_one_is_published(jobs):

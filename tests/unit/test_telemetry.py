@@ -1,6 +1,7 @@
 import json
 import logging
 
+import flask
 import pytest
 
 from common import telemetry
@@ -36,3 +37,13 @@ def test_log_lines_are_cloud_logging_json_with_the_request_trace():
     assert inside["jobId"] == "job-1" and inside["stage"] == "segment"
     assert inside["logging.googleapis.com/trace"] == "projects/p/traces/abc"
     assert "logging.googleapis.com/trace" not in outside
+
+
+def test_trace_is_read_from_a_real_request_whatever_the_header_case():
+    app = flask.Flask(__name__)
+    header = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+
+    with app.test_request_context("/", headers=header):
+        trace = telemetry.trace_from_headers(flask.request.headers, "p")
+
+    assert trace == "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736"

@@ -135,7 +135,12 @@ class GeminiBackend(GenerativeBackend):
             raise BackendUnavailable(
                 f"{self.completion_model} answered no image ({_why(response)})"
             )
-        return imaging.open_remote(data).convert("RGBA")
+        try:
+            return imaging.open_remote(data).convert("RGBA")
+        except TransientError as exc:
+            # A garbled image is a refusal of this request: expand then skips, keeping the
+            # garments, instead of paying for every garment again on each redelivery.
+            raise BackendUnavailable(f"{self.completion_model}: {exc.message}") from exc
 
     def _generate(
         self,
