@@ -155,15 +155,11 @@ def submit(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _load_state(args.state)
     settings = Settings.from_env()
-    job_id = _upload(args.image, args.uid, settings)
-    print(job_id, flush=True)
-    return _watch(job_id, settings, args) if args.watch else EXIT_OK
-
-
-def _upload(path: Path, uid: str, settings: Settings) -> str:
     from common.submit import upload
 
-    return upload(path, uid, settings)
+    job_id = upload(args.image, args.uid, settings)
+    print(job_id, flush=True)
+    return _watch(job_id, settings, args) if args.watch else EXIT_OK
 
 
 def watch(args: argparse.Namespace) -> int:

@@ -193,6 +193,8 @@ class Settings:
             "generative": self.generative_backend if generative else None,
             "tagging": self.tagging_model if generative and self.tagging else None,
             "completion": self.completion_model if generative and self.completion else None,
+            # What ingest accepts: a cached result must not outlive a tightened limit.
+            "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
             "working_size": self.working_size,
             "output": [self.output_format, self.output_quality, self.output_max_size],
             "thumbnail": self.thumbnail_size,

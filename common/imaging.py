@@ -15,6 +15,7 @@ from common.errors import (
     ImageTooSmall,
     InvalidImage,
     TooManyPixels,
+    TransientError,
     UnsupportedFormat,
 )
 
@@ -54,6 +55,14 @@ class DecodedImage:
     original_size: tuple[int, int]
     """Width and height of the upload after EXIF orientation."""
     frames: int
+
+
+def content_type_of(data: bytes) -> str:
+    """The upload's content type by its magic bytes; unknown bytes are for ingest to judge."""
+    try:
+        return CONTENT_TYPES[sniff_format(data)]
+    except ClosetError:
+        return "application/octet-stream"
 
 
 def sniff_format(data: bytes) -> str:
@@ -230,8 +239,6 @@ def open_remote(data: bytes, *, max_pixels: int = 64_000_000) -> Image.Image:
 
     A remote answer is input like any upload: no other Pillow plugin may see it.
     """
-    from common.errors import TransientError
-
     try:
         fmt = sniff_format(data)
         if fmt == "gif":
@@ -255,13 +262,3 @@ def open_work(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data), formats=["PNG"])
     image.load()
     return image
-
-
-def alpha_bbox(alpha: Image.Image | np.ndarray, threshold: int = 128) -> tuple[int, int, int, int]:
-    """Bounding box (left, top, right, bottom; exclusive) of alpha >= threshold, or zeros."""
-    values = np.asarray(alpha)
-    rows = np.flatnonzero((values >= threshold).any(axis=1))
-    cols = np.flatnonzero((values >= threshold).any(axis=0))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)

@@ -15,20 +15,14 @@ import flask
 from cloudevents.abstract import CloudEvent
 
 from common import telemetry
-from common.backends.background import new_background
-from common.backends.generative import new_generative
-from common.backends.segmentation import new_segmentation
 from common.config import Settings, get_settings
 from common.events import Ignored, MalformedEvent, WarmUp, decode, delivery_attempt
+from common.pipeline import Backends, make_stage
 from common.ports import BlobStore, Bus, JobStore
 from common.runtime import Delivery, Stage, run_stage
 from common.schemas import StageMessage, UploadEvent
 from functions.dead_letter.handler import DeadLetter
-from functions.expand.handler import Expand
-from functions.finalize.handler import Finalize
-from functions.ingest.handler import Ingest, first_message, job_id_for, start_job
-from functions.remove_background.handler import RemoveBackground
-from functions.segment.handler import Segment
+from functions.ingest.handler import first_message, job_id_for, start_job
 
 Warm = Callable[[], None]
 
@@ -54,27 +48,11 @@ ports_factory: PortsFactory = cloud_ports
 """What `*.create()` uses when given no ports; tests swap it before importing an entry point."""
 
 
-def _nothing() -> None:
-    """Stages without a model have nothing to warm."""
-
-
 def build_stage(name: str, settings: Settings, ports: Ports) -> tuple[Stage, Warm]:
     """The stage called `name` with its model loaded now, and how to touch that model."""
-    if name == "ingest":
-        return Ingest(settings, ports.blobs, ports.jobs), _nothing
-    if name == "remove_background":
-        background = new_background(settings)
-        return RemoveBackground(settings, ports.blobs, background), background.warmup
-    if name == "segment":
-        segmentation = new_segmentation(settings)
-        return Segment(settings, ports.blobs, segmentation), segmentation.warmup
-    if name == "expand":
-        generative = new_generative(settings)
-        warm = generative.warmup if generative is not None else _nothing
-        return Expand(settings, ports.blobs, generative), warm
-    if name == "finalize":
-        return Finalize(settings, ports.blobs), _nothing
-    raise ValueError(f"no stage called {name!r}")
+    backends = Backends(settings)
+    warm = backends.warmer(name)
+    return make_stage(name, settings, ports.blobs, ports.jobs, backends), warm
 
 
 def _resolve(settings: Settings | None, ports: Ports | None) -> tuple[Settings, Ports]:

@@ -7,8 +7,7 @@ import uuid
 from pathlib import Path
 
 from common.config import Settings
-from common.errors import ClosetError
-from common.imaging import CONTENT_TYPES, sniff_format
+from common.imaging import content_type_of
 from common.ports import JobListener
 from common.schemas import Job
 
@@ -19,15 +18,10 @@ def upload(path: Path, uid: str, settings: Settings) -> str:
 
     job_id = uuid.uuid4().hex
     data = path.read_bytes()
-    try:
-        content_type = CONTENT_TYPES[sniff_format(data)]
-    except ClosetError:
-        # Let ingest judge it and fail the job with a code, as it would for any client.
-        content_type = "application/octet-stream"
     client = storage.Client(project=settings.project)
     blob = client.bucket(settings.uploads_bucket).blob(f"users/{uid}/{job_id}-{path.name}")
     blob.metadata = {"job-id": job_id, "uid": uid}
-    blob.upload_from_string(data, content_type=content_type)
+    blob.upload_from_string(data, content_type=content_type_of(data))
     return job_id
 
 

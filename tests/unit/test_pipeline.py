@@ -11,9 +11,8 @@ from PIL import Image
 
 from common.backends.background import BackgroundBackend
 from common.backends.background.classic import ClassicBackground
-from common.backends.segmentation.single import SingleGarment
 from common.config import Settings
-from common.errors import TransientError
+from common.errors import ConfigurationError, TransientError
 from common.pipeline import Backends, LocalPipeline
 from common.runtime import STAGES
 from common.schemas import Job, JobStatus, StageStatus, UploadEvent
@@ -52,11 +51,7 @@ def make_pipeline(
     tmp_path: Path, background: BackgroundBackend | None = None, **overrides: object
 ) -> LocalPipeline:
     settings = Settings.from_env({}, local_root=tmp_path / "local", **overrides)
-    backends = Backends(
-        background=background or CountingBackground(),
-        segmentation=SingleGarment(),
-        generative=None,
-    )
+    backends = Backends(settings, background=background or CountingBackground(), generative=None)
     return LocalPipeline(settings, results_dir=tmp_path / "out", backends=backends, retry_delay_s=0)
 
 
@@ -226,3 +221,14 @@ def test_garment_image_keeps_the_soft_cut_out_edge(tmp_path):
     with Image.open(tmp_path / "out" / job.result.items[0].image.path) as image:
         alpha = np.asarray(image.getchannel("A"))
     assert alpha.max() == 255 and alpha.min() == 0
+
+
+def test_a_function_loads_only_its_own_stage_model(tmp_path):
+    # u2net with no weights: only the stage that uses it may fail to start.
+    settings = Settings.from_env({}, background_backend="u2net", u2net_home=tmp_path / "empty")
+    backends = Backends(settings)
+
+    backends.warmer("segment")
+
+    with pytest.raises(ConfigurationError, match="u2net"):
+        backends.warmer("remove_background")
