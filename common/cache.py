@@ -15,8 +15,23 @@ PREFIX = ".cache"
 
 
 def cache_key(sha256: str, settings: Settings) -> str:
-    options = json.dumps(settings.fingerprint(), sort_keys=True).encode()
-    return f"{sha256}-{hashlib.sha256(options).hexdigest()[:16]}"
+    """The key of a closet result: the upload's bytes and every option that changes it."""
+    return options_key(sha256, settings.fingerprint())
+
+
+def options_key(content: str, options: dict[str, object]) -> str:
+    encoded = json.dumps(options, sort_keys=True).encode()
+    return f"{content}-{hashlib.sha256(encoded).hexdigest()[:16]}"
+
+
+def results_prefix(kind: str, job_id: str) -> str:
+    """Where a job's outputs live in the results bucket; try-ons under `tryon/` expire sooner."""
+    return job_id if kind == "closet" else f"{kind}/{job_id}"
+
+
+def _images(result: Result) -> list[ImageRef]:
+    refs = [ref for item in result.items for ref in (item.image, item.thumbnail)]
+    return [result.cutout, *refs] if result.cutout else refs
 
 
 def _name(key: str) -> str:
@@ -32,8 +47,7 @@ def lookup(blobs: BlobStore, settings: Settings, key: str) -> Result | None:
         result = Result.model_validate_json(blobs.read(bucket, _name(key)))
     except ValidationError:
         return None
-    refs = [result.cutout] + [ref for item in result.items for ref in (item.image, item.thumbnail)]
-    if not all(blobs.exists(bucket, ref.path) for ref in refs):
+    if not all(blobs.exists(bucket, ref.path) for ref in _images(result)):
         return None
     return result
 
@@ -47,24 +61,28 @@ def store(blobs: BlobStore, settings: Settings, key: str, result: Result) -> Non
     )
 
 
-def materialize(blobs: BlobStore, settings: Settings, result: Result, job_id: str) -> Result:
-    """The cached result copied under `job_id/`: every job owns its outputs.
+def materialize(blobs: BlobStore, settings: Settings, result: Result, prefix: str) -> Result:
+    """The cached result copied under `prefix/` (`results_prefix`): every job owns its outputs.
 
     Copies are server-side in Cloud Storage; deleting an earlier job's outputs can then never
     break a later job that was served from the cache.
     """
     bucket = settings.results_bucket
 
+    assert result.manifest is not None, "a cached result has its manifest"
+    depth = result.manifest.count("/")  # the earlier job's prefix has as many parts
+
     def moved(ref: ImageRef) -> ImageRef:
-        _, _, rest = ref.path.partition("/")
-        target = f"{job_id}/{rest}"
+        rest = ref.path.split("/", depth)[-1]
+        target = f"{prefix}/{rest}"
         return ref.model_copy(update={"path": target, "url": blobs.copy(bucket, ref.path, target)})
 
     items = [
         item.model_copy(update={"image": moved(item.image), "thumbnail": moved(item.thumbnail)})
         for item in result.items
     ]
-    copied = Result(items=items, cutout=moved(result.cutout), manifest=f"{job_id}/manifest.json")
+    cutout = moved(result.cutout) if result.cutout else None
+    copied = Result(items=items, cutout=cutout, manifest=f"{prefix}/manifest.json")
     write_manifest(blobs, settings, copied)
     return copied
 

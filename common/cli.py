@@ -13,12 +13,16 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from common import telemetry
+from common import cache, telemetry
+from common.backends.tryon.base import CATEGORIES
 from common.config import Settings
 from common.errors import ConfigurationError
 from common.schemas import Job, JobStatus
+
+if TYPE_CHECKING:
+    from common.pipeline import LocalPipeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -54,20 +58,42 @@ class ProgressView:
             self.stream.flush()
 
 
+def _job_folder(job: Job, out_dir: Path) -> Path:
+    """Where a job's job.json goes: beside its images (`tryon/` for try-ons)."""
+    return out_dir / cache.results_prefix(job.kind, job.id)
+
+
 def _summary(job: Job, path: Path, out_dir: Path, seconds: float) -> str:
-    folder = out_dir / job.id
+    folder = _job_folder(job, out_dir)
     if job.status is JobStatus.DONE and job.result is not None:
         labels = ", ".join(item.label for item in job.result.items)
         cached = " (cache hit)" if job.cache_hit else ""
         count = len(job.result.items)
         return (
             f"done    {path}: {count} item(s): {labels} in {seconds:.2f} s{cached}\n"
-            f"        outputs: {out_dir / Path(job.result.cutout.path).parent}\n"
+            f"        outputs: {folder}\n"
             f"        job document: {folder / 'job.json'}"
         )
     error = job.error
     reason = f"{error.code}: {error.message}" if error else job.message
     return f"failed  {path}: {reason}\n        job document: {folder / 'job.json'}"
+
+
+def _local_pipeline(command: str, out_dir: Path) -> LocalPipeline | None:
+    """The in-process pipeline writing under `out_dir`; None (after saying why) when the
+    configuration is wrong."""
+    try:
+        settings = Settings.from_env()
+        if settings.local_root is None:
+            # Uploads and intermediate artefacts stay next to the results they produced.
+            settings = dataclasses.replace(settings, local_root=out_dir / ".closet")
+        # Imported here so `closet --help` stays instant: loading models takes seconds.
+        from common.pipeline import LocalPipeline
+
+        return LocalPipeline(settings, results_dir=out_dir)
+    except ConfigurationError as exc:
+        print(f"closet {command}: configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,44 +103,91 @@ def run(args: argparse.Namespace) -> int:
         print(f"closet run: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
     out_dir: Path = args.out
-    try:
-        settings = Settings.from_env()
-        if settings.local_root is None:
-            # Uploads and intermediate artefacts stay next to the results they produced.
-            settings = dataclasses.replace(settings, local_root=out_dir / ".closet")
-        # Imported here so `closet --help` stays instant: loading models takes seconds.
-        from common.pipeline import LocalPipeline
-
-        pipeline = LocalPipeline(settings, results_dir=out_dir)
-    except ConfigurationError as exc:
-        print(f"closet run: configuration error: {exc}", file=sys.stderr)
+    pipeline = _local_pipeline("run", out_dir)
+    if pipeline is None:
         return EXIT_USAGE
-
-    jobs: list[Job] = []
-    for path in paths:
-        started = time.perf_counter()
-        event = pipeline.upload(path.read_bytes(), path.name, args.uid, str(time.time_ns()))
-        job = pipeline.start(event)
-        view = ProgressView(path.name, sys.stderr)
-        unsubscribe = pipeline.jobs.listen(job.id, view)
-        try:
-            pipeline.drain()
-        finally:
-            unsubscribe()
-            view.close()
-        final = pipeline.jobs.get(job.id)
-        assert final is not None
-        folder = out_dir / final.id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "job.json").write_text(json.dumps(final.to_wire(), indent=2) + "\n")
-        jobs.append(final)
-        if not args.json:
-            print(_summary(final, path, out_dir, time.perf_counter() - started), flush=True)
+    jobs = [_run_one(pipeline, path, args.uid, out_dir, quiet=args.json) for path in paths]
 
     if args.json:
         json.dump([job.to_wire() for job in jobs], sys.stdout, indent=2)
         sys.stdout.write("\n")
     return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
+
+
+def tryon(args: argparse.Namespace) -> int:
+    """A try-on in-process: GARMENT is a garment photo (a closet job runs on it first) or an
+    item of an earlier `closet run` output (`DIR/<jobId>/items/<n>-<label>.webp`)."""
+    person: Path = args.person
+    garment: Path = args.garment
+    missing = [str(p) for p in (person, garment) if not p.is_file()]
+    if missing:
+        print(f"closet tryon: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    out_dir: Path = args.out
+    pipeline = _local_pipeline("tryon", out_dir)
+    if pipeline is None:
+        return EXIT_USAGE
+
+    job_json = garment.parent.parent / "job.json"
+    if garment.parent.name == "items" and job_json.is_file():
+        closet = pipeline.adopt(job_json)
+        index = garment.name.partition("-")[0]
+    else:
+        closet = _run_one(pipeline, garment, args.uid, out_dir, quiet=args.json)
+        index = "0"
+    jobs = [closet]
+    if closet.status is JobStatus.DONE:
+        metadata = {"garment": f"{closet.id}/items/{index}"}
+        if args.category:
+            metadata["category"] = args.category
+        jobs.append(
+            _run_one(
+                pipeline,
+                person,
+                closet.uid,
+                out_dir,
+                quiet=args.json,
+                folder="tryon/",
+                metadata=metadata,
+            )
+        )
+    if args.json:
+        json.dump([job.to_wire() for job in jobs], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
+
+
+def _run_one(
+    pipeline: LocalPipeline,
+    path: Path,
+    uid: str,
+    out_dir: Path,
+    *,
+    quiet: bool,
+    folder: str = "",
+    metadata: dict[str, str] | None = None,
+) -> Job:
+    """One upload through its pipeline with live progress; writes its job.json."""
+    started = time.perf_counter()
+    event = pipeline.upload(
+        path.read_bytes(), path.name, uid, str(time.time_ns()), folder=folder, metadata=metadata
+    )
+    job = pipeline.start(event)
+    view = ProgressView(path.name, sys.stderr)
+    unsubscribe = pipeline.jobs.listen(job.id, view)
+    try:
+        pipeline.drain()
+    finally:
+        unsubscribe()
+        view.close()
+    final = pipeline.jobs.get(job.id)
+    assert final is not None
+    job_folder = _job_folder(final, out_dir)
+    job_folder.mkdir(parents=True, exist_ok=True)
+    (job_folder / "job.json").write_text(json.dumps(final.to_wire(), indent=2) + "\n")
+    if not quiet:
+        print(_summary(final, path, out_dir, time.perf_counter() - started), flush=True)
+    return final
 
 
 def _load_state(path: Path | None) -> None:
@@ -157,7 +230,13 @@ def submit(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from common.submit import upload
 
-    job_id = upload(args.image, args.uid, settings)
+    if args.tryon:
+        metadata = {"garment": args.tryon}
+        if args.category:
+            metadata["category"] = args.category
+        job_id = upload(args.image, args.uid, settings, folder="tryon/", metadata=metadata)
+    else:
+        job_id = upload(args.image, args.uid, settings)
     print(job_id, flush=True)
     return _watch(job_id, settings, args) if args.watch else EXIT_OK
 
@@ -223,6 +302,26 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--uid", default="local", help="owner recorded on the jobs")
     run_parser.set_defaults(handler=run)
 
+    tryon_parser = commands.add_parser(
+        "tryon", help="dress a person photo in a garment, in-process (no cloud needed)"
+    )
+    tryon_parser.add_argument("person", type=Path, metavar="PERSON", help="a photo of a person")
+    tryon_parser.add_argument(
+        "garment",
+        type=Path,
+        metavar="GARMENT",
+        help="a garment photo, or an item image of an earlier `closet run` output",
+    )
+    tryon_parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    tryon_parser.add_argument(
+        "--category", choices=CATEGORIES, help="how the garment is worn (default: from its label)"
+    )
+    tryon_parser.add_argument(
+        "--json", action="store_true", help="print the final job documents as a JSON list"
+    )
+    tryon_parser.add_argument("--uid", default="local", help="owner recorded on the jobs")
+    tryon_parser.set_defaults(handler=tryon)
+
     dev_parser = commands.add_parser(
         "dev", help="start the emulators and every function locally, wired as in the cloud"
     )
@@ -245,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit_parser.add_argument("image", type=Path, metavar="IMAGE")
     submit_parser.add_argument("--uid", default="local", help="owner: uploads go to users/UID/")
     submit_parser.add_argument("--watch", action="store_true", help="follow the job live")
+    submit_parser.add_argument(
+        "--tryon",
+        metavar="ITEM",
+        help="IMAGE is a person photo: try on this finished closet item (JOB_ID/items/N)",
+    )
+    submit_parser.add_argument(
+        "--category", choices=CATEGORIES, help="with --tryon: how the garment is worn"
+    )
     submit_parser.set_defaults(handler=submit)
 
     watch_parser = commands.add_parser(

@@ -35,6 +35,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
 def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0.0 <= value < 1.0:
@@ -117,6 +124,22 @@ class Settings:
     tagging: bool = _setting("CLOSET_TAGGING", True, _bool)
     completion: bool = _setting("CLOSET_COMPLETION", True, _bool)
 
+    tryon_backend: str = _setting("CLOSET_TRYON_BACKEND", "overlay", str.lower)
+    fashn_api_key: str | None = _setting(
+        ("FASHN_API_KEY", "CLOSET_FASHN_API_KEY"), None, _optional_str
+    )
+    fashn_base_url: str = _setting("CLOSET_FASHN_BASE_URL", "https://api.fashn.ai")
+    fashn_model: str = _setting("CLOSET_FASHN_MODEL", "tryon-v1.6")
+    fashn_mode: str = _setting(
+        "CLOSET_FASHN_MODE", "balanced", _choice(("performance", "balanced", "quality"))
+    )
+    tryon_vertex_model: str = _setting("CLOSET_TRYON_VERTEX_MODEL", "virtual-try-on-preview-08-04")
+    tryon_gemini_model: str = _setting("CLOSET_TRYON_GEMINI_MODEL", "gemini-2.5-flash-image")
+    tryon_space: str | None = _setting("CLOSET_TRYON_SPACE", None, _optional_str)
+    tryon_space_steps: int = _setting("CLOSET_TRYON_SPACE_STEPS", 30, _positive_int)
+    tryon_poll_s: float = _setting("CLOSET_TRYON_POLL_S", 2.0, _positive_float)
+    tryon_ttl_days: int = _setting("CLOSET_TRYON_TTL_DAYS", 7, _positive_int)
+
     max_bytes: int = _setting("CLOSET_MAX_BYTES", 25 * 1024 * 1024, _positive_int)
     max_pixels: int = _setting("CLOSET_MAX_PIXELS", 64_000_000, _positive_int)
     min_side: int = _setting("CLOSET_MIN_SIDE", 32, _positive_int)
@@ -163,6 +186,10 @@ class Settings:
             # Outputs in the uploads bucket would start new jobs: keep them apart.
             raise ConfigurationError("the uploads, work and results buckets must be different")
 
+    def ttl_days(self, kind: str) -> int:
+        """How long a job of this kind and its results are kept."""
+        return self.tryon_ttl_days if kind == "tryon" else self.job_ttl_days
+
     @property
     def blob_root(self) -> Path:
         return self.local_root or Path(".closet")
@@ -196,6 +223,22 @@ class Settings:
             # What ingest accepts: a cached result must not outlive a tightened limit.
             "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
             "working_size": self.working_size,
+            "output": [self.output_format, self.output_quality, self.output_max_size],
+            "thumbnail": self.thumbnail_size,
+        }
+
+    def tryon_fingerprint(self) -> dict[str, object]:
+        """The settings that change a try-on result: part of its cache key."""
+        backend = self.tryon_backend
+        return {
+            "tryon": backend,
+            "fashn": [self.fashn_base_url, self.fashn_model, self.fashn_mode]
+            if backend == "fashn"
+            else None,
+            "vertex": self.tryon_vertex_model if backend == "vertex" else None,
+            "gemini": self.tryon_gemini_model if backend == "gemini" else None,
+            "space": [self.tryon_space, self.tryon_space_steps] if backend == "space" else None,
+            "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
             "output": [self.output_format, self.output_quality, self.output_max_size],
             "thumbnail": self.thumbnail_size,
         }

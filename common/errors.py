@@ -50,6 +50,28 @@ class NoGarmentFound(PermanentError):
     code = "no_garment_found"
 
 
+class InvalidRequest(PermanentError):
+    """The upload's metadata asks for something impossible (a bad option, a missing field)."""
+
+    code = "invalid_request"
+
+
+class ItemNotFound(PermanentError):
+    """The named closet item does not exist, is not finished, or belongs to another user."""
+
+    code = "item_not_found"
+
+
+class NoPersonFound(PermanentError):
+    code = "no_person_found"
+
+
+class BackendRefused(PermanentError):
+    """A model looked at the request and declined it (moderation, safety, policy)."""
+
+    code = "backend_refused"
+
+
 class BackendUnavailable(PermanentError):
     """A remote backend refused for good (bad key, no credit, bad request)."""
 
@@ -70,7 +92,11 @@ ERROR_CODES: dict[str, str] = {
     "too_many_pixels": "The image has more pixels than the pixel limit.",
     "image_too_small": "The image is smaller than the minimum side.",
     "no_garment_found": "No garment was found in the image.",
-    "backend_unavailable": "A model backend refused the request.",
+    "invalid_request": "The upload's metadata is invalid (a missing or unknown option).",
+    "item_not_found": "The named closet item does not exist, is not finished, or is not yours.",
+    "no_person_found": "The person photo shows no person the try-on can dress.",
+    "backend_unavailable": "A model backend cannot serve the request (bad key, no credit).",
+    "backend_refused": "A model refused the request (content moderation or safety).",
     "stage_failed": "A stage kept failing and its message was dead-lettered.",
     "timeout": "The job made no progress for too long (stuck-job watchdog).",
 }

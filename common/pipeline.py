@@ -3,99 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 from common.adapters.folder import FolderBlobStore
 from common.adapters.inline import InlineBus
 from common.adapters.memory import MemoryJobStore
-from common.backends.background import BackgroundBackend, new_background
-from common.backends.generative import GenerativeBackend, new_generative
-from common.backends.segmentation import SegmentationBackend, new_segmentation
+from common.backends.lazy import Backends
 from common.config import Settings
 from common.imaging import content_type_of
-from common.ports import BlobStore, JobStore
-from common.runtime import STAGES, Stage, run_stage
+from common.jobs import first_message, start_job
+from common.pipelines import PIPELINES, build_stage, warmer
+from common.runtime import Stage, dead_letter, run_stage
 from common.schemas import Job, UploadEvent
-from functions.dead_letter.handler import DeadLetter
-from functions.expand.handler import Expand
-from functions.finalize.handler import Finalize
-from functions.ingest.handler import Ingest, first_message, start_job
-from functions.remove_background.handler import RemoveBackground
-from functions.segment.handler import Segment
-
-
-class Backends:
-    """The model backends, each loaded on first use: a Cloud Run function loads only its own.
-
-    Tests pass instances in; `generative=None` means "no credentials", not "load it".
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        background: BackgroundBackend | None = None,
-        segmentation: SegmentationBackend | None = None,
-        generative: GenerativeBackend | Literal["load"] | None = "load",
-    ) -> None:
-        self.settings = settings
-        self._background = background
-        self._segmentation = segmentation
-        self._generative = generative
-
-    @cached_property
-    def background(self) -> BackgroundBackend:
-        return self._background or new_background(self.settings)
-
-    @cached_property
-    def segmentation(self) -> SegmentationBackend:
-        return self._segmentation or new_segmentation(self.settings)
-
-    @cached_property
-    def generative(self) -> GenerativeBackend | None:
-        if self._generative == "load":
-            return new_generative(self.settings)
-        return self._generative
-
-    def warmer(self, stage: str) -> Callable[[], None]:
-        """Load the stage's model now and return how to touch it (a no-op for model-less ones)."""
-        backend: BackgroundBackend | SegmentationBackend | GenerativeBackend | None = None
-        if stage == "remove_background":
-            backend = self.background
-        elif stage == "segment":
-            backend = self.segmentation
-        elif stage == "expand":
-            backend = self.generative
-        return backend.warmup if backend is not None else _nothing
-
-    def load_all(self) -> None:
-        """Load every model now, so missing weights fail before any job starts."""
-        for stage in STAGES:
-            self.warmer(stage)
-
-
-def _nothing() -> None:
-    """Stages without a model have nothing to warm."""
-
-
-def make_stage(
-    name: str, settings: Settings, blobs: BlobStore, jobs: JobStore, backends: Backends
-) -> Stage:
-    """The one wiring of stage names to handlers, for the local runner and the functions."""
-    if name == "ingest":
-        return Ingest(settings, blobs, jobs)
-    if name == "remove_background":
-        return RemoveBackground(settings, blobs, backends.background)
-    if name == "segment":
-        return Segment(settings, blobs, backends.segmentation)
-    if name == "expand":
-        return Expand(settings, blobs, backends.generative)
-    if name == "finalize":
-        return Finalize(settings, blobs)
-    raise ValueError(f"no stage called {name!r}")
+from common.stage import StageContext
 
 
 class LocalPipeline:
@@ -108,6 +28,7 @@ class LocalPipeline:
         results_dir: Path | None = None,
         backends: Backends | None = None,
         retry_delay_s: float = 0.2,
+        kinds: tuple[str, ...] = tuple(PIPELINES),
     ) -> None:
         self.settings = settings
         buckets = {settings.results_bucket: results_dir} if results_dir else {}
@@ -115,17 +36,29 @@ class LocalPipeline:
         self.jobs = MemoryJobStore()
         self.bus = InlineBus()
         self.backends = backends or Backends(settings)
-        self.backends.load_all()
         self.retry_delay_s = retry_delay_s
-        self.stages: dict[str, Stage] = {
-            name: make_stage(name, settings, self.blobs, self.jobs, self.backends)
-            for name in STAGES
-        }
-        self.dead_letter = DeadLetter(self.jobs)
+        context = StageContext(settings, self.blobs, self.jobs, self.backends)
+        self.stages: dict[str, Stage] = {}
+        for name in dict.fromkeys(s for kind in kinds for s in PIPELINES[kind].stages):
+            # Every model loads now, so missing weights fail before any job starts.
+            warmer(name, self.backends)
+            self.stages[name] = build_stage(name, context)
 
-    def upload(self, data: bytes, filename: str, uid: str, generation: str) -> UploadEvent:
-        """Put bytes in the uploads bucket the way a client would, and describe the event."""
-        name = f"users/{uid}/{generation}-{Path(filename).name}"
+    def upload(
+        self,
+        data: bytes,
+        filename: str,
+        uid: str,
+        generation: str,
+        *,
+        folder: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> UploadEvent:
+        """Put bytes in the uploads bucket the way a client would, and describe the event.
+
+        `folder` picks the pipeline, as in the cloud: `tryon/` starts a try-on.
+        """
+        name = f"users/{uid}/{folder}{generation}-{Path(filename).name}"
         content_type = content_type_of(data)
         self.blobs.write(self.settings.uploads_bucket, name, data, content_type)
         return UploadEvent(
@@ -134,6 +67,7 @@ class LocalPipeline:
             generation=generation,
             content_type=content_type,
             size=len(data),
+            metadata=metadata or {},
         )
 
     def start(self, event: UploadEvent) -> Job:
@@ -151,14 +85,37 @@ class LocalPipeline:
                 run_stage(stage, message, self.jobs, self.bus)
             except Exception:
                 if message.attempt >= self.settings.max_attempts:
-                    self.dead_letter.handle(message)
+                    dead_letter(self.jobs, message)
                     continue
                 time.sleep(min(self.retry_delay_s * 2 ** (message.attempt - 1), 10.0))
                 self.bus.publish(message.model_copy(update={"attempt": message.attempt + 1}))
 
-    def process(self, data: bytes, filename: str, uid: str = "local") -> Job:
+    def adopt(self, job_json: Path) -> Job:
+        """Take in a finished job of an earlier `closet run` (its job.json and images), so a
+        try-on can name its items; the earlier output folder holds the images at their paths."""
+        job = Job.model_validate_json(job_json.read_text())
+        folder = job_json.parent.parent
+        bucket = self.settings.results_bucket
+        for item in job.result.items if job.result else []:
+            for ref in (item.image, item.thumbnail):
+                if not self.blobs.exists(bucket, ref.path):
+                    data = (folder / ref.path).read_bytes()
+                    self.blobs.write(bucket, ref.path, data, content_type_of(data))
+        adopted, _ = self.jobs.create(job)
+        return adopted
+
+    def process(
+        self,
+        data: bytes,
+        filename: str,
+        uid: str = "local",
+        *,
+        folder: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> Job:
         """Run one upload through every stage; returns the final job document."""
-        event = self.upload(data, filename, uid, generation=str(time.time_ns()))
+        generation = str(time.time_ns())
+        event = self.upload(data, filename, uid, generation, folder=folder, metadata=metadata)
         job = self.start(event)
         self.drain()
         final = self.jobs.get(job.id)

@@ -2,73 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
 from common import telemetry
 from common.errors import ClosetError, PermanentError
+from common.pipelines import PIPELINES
 from common.ports import Bus, JobStore
 from common.schemas import (
     JobError,
     JobStatus,
     JobUpdate,
-    Result,
-    Source,
     StageMessage,
     StageRecord,
     StageStatus,
     utcnow,
 )
+from common.stage import Stage, StageOutcome
 
-STAGES: tuple[str, ...] = ("ingest", "remove_background", "segment", "expand", "finalize")
-PROGRESS: dict[str, int] = {
-    "ingest": 10,
-    "remove_background": 35,
-    "segment": 60,
-    "expand": 85,
-    "finalize": 100,
-}
-# What the frontend shows while a stage runs.
-ACTIVITY: dict[str, str] = {
-    "ingest": "Checking the photo",
-    "remove_background": "Removing the background",
-    "segment": "Finding the garments",
-    "expand": "Completing and tagging garments",
-    "finalize": "Saving the images",
-}
-
-
-def next_stage(stage: str) -> str | None:
-    index = STAGES.index(stage)
-    return STAGES[index + 1] if index + 1 < len(STAGES) else None
-
-
-@dataclass
-class StageOutcome:
-    """What a stage handler reports back to the runtime."""
-
-    backend: str | None = None
-    refs: dict[str, str] = field(default_factory=dict)
-    skipped: str | None = None
-    """Why the stage did nothing; the stage is then recorded as skipped."""
-    message: str | None = None
-    cache_key: str | None = None
-    source: Source | None = None
-    result: Result | None = None
-    finished: bool = False
-    """True when the job is complete after this stage (the last stage, or a cache hit)."""
-    cache_hit: bool = False
-    other_stages: dict[str, StageRecord] = field(default_factory=dict)
-    """Records for other stages, e.g. those a cache hit makes unnecessary."""
-    cacheable: bool = True
-    """False when the result lacks something a later try could add (e.g. a refused tagging)."""
-
-
-class Stage(Protocol):
-    name: str
-
-    def handle(self, message: StageMessage) -> StageOutcome: ...
+__all__ = ["Delivery", "Stage", "StageOutcome", "dead_letter", "fail_job", "run_stage"]
 
 
 class Delivery(StrEnum):
@@ -89,9 +40,14 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
     if job.status.terminal:
         telemetry.message_skipped(message.job_id, stage.name, f"job already {job.status}")
         return Delivery.IGNORED
+    flow = PIPELINES.get(job.kind)
+    if flow is None or stage.name not in flow.stages:
+        telemetry.message_skipped(message.job_id, stage.name, f"not a stage of a {job.kind} job")
+        return Delivery.IGNORED
+    step = flow.step(stage.name)
     record = job.stages.get(stage.name)
     if record is not None and record.status.finished:
-        following = next_stage(stage.name)
+        following = flow.next_stage(stage.name)
         if following is None or following in job.stages:
             # At-least-once delivery: this step is recorded and the next one has begun.
             telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
@@ -110,7 +66,7 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         JobUpdate(
             status=JobStatus.RUNNING,
             stage=stage.name,
-            message=ACTIVITY[stage.name],
+            message=step.activity,
             stages={
                 stage.name: StageRecord(
                     status=StageStatus.RUNNING, started_at=utcnow(), attempts=attempts
@@ -139,11 +95,12 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         fail_job(jobs, job.id, stage.name, error.code, error.message, ms=elapsed[0])
         return Delivery.FAILED
 
-    following = None if outcome.finished else next_stage(stage.name)
+    following = None if outcome.finished else flow.next_stage(stage.name)
     status = StageStatus.SKIPPED if outcome.skipped else StageStatus.DONE
     handoff = (
         StageMessage(
             job_id=job.id,
+            kind=job.kind,
             stage=following,
             refs={**message.refs, **outcome.refs},
             cache_key=outcome.cache_key or message.cache_key,
@@ -158,8 +115,9 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         job.id,
         JobUpdate(
             status=JobStatus.DONE if outcome.finished else None,
-            progress=100 if outcome.finished else PROGRESS[stage.name],
-            message=outcome.message or ("Done" if outcome.finished else ACTIVITY[following or ""]),
+            progress=100 if outcome.finished else step.progress,
+            message=outcome.message
+            or ("Done" if following is None else flow.step(following).activity),
             stage=following if following is not None else stage.name,
             stages={
                 **outcome.other_stages,

@@ -102,8 +102,21 @@ class ItemResult(Model):
 
 class Result(Model):
     items: list[ItemResult]
-    cutout: ImageRef
+    cutout: ImageRef | None = None
+    """The whole cut-out (closet jobs)."""
     manifest: str | None = None
+
+
+class Inputs(Model):
+    """What a job works on besides its upload (try-on: a closet item and a person photo)."""
+
+    garment: str | None = None
+    """A finished closet item of the same user, `{jobId}/items/{n}`."""
+    person: str | None = None
+    """The person photo in the uploads bucket: the upload itself, or an earlier upload of the
+    same user named in metadata `person` (the upload is then only a request object)."""
+    category: str | None = None
+    """Asked for in metadata `category` (checked by the pipeline); unset: from the item's label."""
 
 
 class JobError(Model):
@@ -116,6 +129,9 @@ class JobError(Model):
 class Job(Model):
     id: str
     uid: str
+    kind: str = "closet"
+    """The pipeline: `closet`, `tryon` (see `common.pipelines`)."""
+    inputs: Inputs | None = None
     status: JobStatus = JobStatus.QUEUED
     stage: str = "ingest"
     progress: int = Field(default=0, ge=0, le=100)
@@ -182,6 +198,7 @@ class StageMessage(Model):
 
     job_id: str
     stage: str
+    kind: str = "closet"
     refs: dict[str, str] = Field(default_factory=dict)
     cache_key: str | None = None
     cacheable: bool = True

@@ -15,16 +15,16 @@ import flask
 from cloudevents.abstract import CloudEvent
 
 from common import telemetry
+from common.backends.lazy import Backends, Warm
 from common.config import Settings, get_settings
 from common.events import Ignored, MalformedEvent, WarmUp, decode, delivery_attempt
-from common.pipeline import Backends, make_stage
+from common.jobs import first_message, job_id_for, start_job
+from common.pipelines import build_stage as build_handler
+from common.pipelines import pipeline_for_upload, warmer
 from common.ports import BlobStore, Bus, JobStore
-from common.runtime import Delivery, Stage, run_stage
+from common.runtime import Delivery, Stage, dead_letter, run_stage
 from common.schemas import StageMessage, UploadEvent
-from functions.dead_letter.handler import DeadLetter
-from functions.ingest.handler import first_message, job_id_for, start_job
-
-Warm = Callable[[], None]
+from common.stage import StageContext
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ ports_factory: PortsFactory = cloud_ports
 def build_stage(name: str, settings: Settings, ports: Ports) -> tuple[Stage, Warm]:
     """The stage called `name` with its model loaded now, and how to touch that model."""
     backends = Backends(settings)
-    warm = backends.warmer(name)
-    return make_stage(name, settings, ports.blobs, ports.jobs, backends), warm
+    warm = warmer(name, backends)
+    context = StageContext(settings, ports.blobs, ports.jobs, backends)
+    return build_handler(name, context), warm
 
 
 def _resolve(settings: Settings | None, ports: Ports | None) -> tuple[Settings, Ports]:
@@ -136,7 +137,11 @@ class StageService:
 
 
 class IngestService(StageService):
-    """The uploads trigger: the upload event is ingest's delivery, so no ingest message is sent."""
+    """The uploads trigger: it creates the job of whichever pipeline the upload's path starts.
+
+    A closet upload is ingest's own delivery, so no ingest message is sent; a job of another
+    pipeline gets its first message published to that pipeline's first stage.
+    """
 
     @classmethod
     def create(
@@ -156,7 +161,15 @@ class IngestService(StageService):
         message = first_message(job)
         if attempt:
             message = message.model_copy(update={"attempt": attempt})
-        return run_stage(self.stage, message, self.ports.jobs, self.ports.bus)
+        if message.stage == self.stage.name:
+            return run_stage(self.stage, message, self.ports.jobs, self.ports.bus)
+        if job.status.terminal or message.stage in job.stages:
+            reason = f"{job.kind} job {job.id} already began at {message.stage}"
+            return _acknowledged(self.stage.name, event, reason, logging.INFO)
+        # Published on every delivery until the first stage begins: a lost publish is redone,
+        # and a duplicate is settled by the runtime's idempotency.
+        self.ports.bus.publish(message)
+        return Delivery.DONE
 
 
 class DeadLetterService:
@@ -167,7 +180,6 @@ class DeadLetterService:
     def __init__(self, ports: Ports, project: str = "") -> None:
         self.ports = ports
         self.project = project
-        self.handler = DeadLetter(ports.jobs)
 
     @classmethod
     def create(
@@ -191,6 +203,7 @@ class DeadLetterService:
             return _acknowledged(self.name, event, decoded.reason, logging.INFO)
         if isinstance(decoded, UploadEvent):
             # The uploads subscription dead-letters too: its job is the one ingest would run.
-            decoded = StageMessage(job_id=job_id_for(decoded), stage="ingest")
-        self.handler.handle(decoded)
+            first = pipeline_for_upload(decoded.name).first
+            decoded = StageMessage(job_id=job_id_for(decoded), stage=first)
+        dead_letter(self.ports.jobs, decoded)
         return Delivery.FAILED

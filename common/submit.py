@@ -12,15 +12,24 @@ from common.ports import JobListener
 from common.schemas import Job
 
 
-def upload(path: Path, uid: str, settings: Settings) -> str:
-    """Upload to `users/{uid}/` with a `job-id` chosen here, so the caller can listen at once."""
+def upload(
+    path: Path,
+    uid: str,
+    settings: Settings,
+    *,
+    folder: str = "",
+    metadata: dict[str, str] | None = None,
+) -> str:
+    """Upload to `users/{uid}/{folder}` with a `job-id` chosen here, so the caller can listen at
+    once. `folder` picks the pipeline (`tryon/`); `metadata` carries its options."""
     from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
     job_id = uuid.uuid4().hex
     data = path.read_bytes()
     client = storage.Client(project=settings.project)
-    blob = client.bucket(settings.uploads_bucket).blob(f"users/{uid}/{job_id}-{path.name}")
-    blob.metadata = {"job-id": job_id, "uid": uid}
+    name = f"users/{uid}/{folder}{job_id}-{path.name}"
+    blob = client.bucket(settings.uploads_bucket).blob(name)
+    blob.metadata = {**(metadata or {}), "job-id": job_id, "uid": uid}
     blob.upload_from_string(data, content_type=content_type_of(data))
     return job_id
 

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from common.errors import ConfigurationError
+from common.pipelines import all_stages
 
 DECLARATION = Path(__file__).resolve().parent.parent / "infra" / "topology.toml"
 
@@ -50,7 +51,7 @@ def load(path: Path = DECLARATION) -> Topology:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"cannot read the topology declaration {path}: {exc}") from None
     dead = data["dead_letter"]
-    return Topology(
+    topology = Topology(
         functions=tuple(
             FunctionSpec(
                 name=f["name"],
@@ -75,3 +76,11 @@ def load(path: Path = DECLARATION) -> Topology:
         maximum_backoff_s=int(data["retry"]["maximum_backoff_s"]),
         uploads_prefix=data["buckets"]["uploads_prefix"],
     )
+    declared = {spec.name for spec in topology.functions}
+    missing = [stage for stage in all_stages() if stage not in declared]
+    if missing:
+        raise ConfigurationError(
+            f"{path} has no function for the stages {', '.join(missing)} "
+            "of the pipeline declaration (common/pipelines.py)"
+        )
+    return topology

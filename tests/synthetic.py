@@ -538,3 +538,37 @@ def alpha_at(image: Image.Image, x: int, y: int) -> int:
     value = image.getchannel("A").getpixel((x, y))
     assert isinstance(value, int)
     return value
+
+
+def person_photo(width: int = 600, height: int = 900, seed: int = 7) -> Image.Image:
+    """A standing figure (head, neck, torso in a grey tee, arms, dark trousers, shoes) on a
+    light studio backdrop with sensor noise: what a try-on backend needs to find a person."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (width, height), (236, 234, 230))
+    draw = ImageDraw.Draw(image)
+    cx = width / 2
+    unit = height / 9  # the figure is about 8 heads tall
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
+        return (round(x0), round(y0), round(x1), round(y1))
+
+    skin = (201, 156, 128)
+    draw.ellipse(box(cx - 0.45 * unit, 0.35 * unit, cx + 0.45 * unit, 1.45 * unit), fill=skin)
+    draw.rectangle(box(cx - 0.18 * unit, 1.35 * unit, cx + 0.18 * unit, 1.75 * unit), fill=skin)
+    draw.rectangle(
+        box(cx - 1.0 * unit, 1.7 * unit, cx + 1.0 * unit, 4.4 * unit), fill=(128, 128, 132)
+    )
+    for side in (-1, 1):
+        x0 = cx + side * 1.0 * unit
+        x1 = cx + side * 1.35 * unit
+        draw.rectangle(box(min(x0, x1), 1.8 * unit, max(x0, x1), 4.6 * unit), fill=skin)
+        leg0 = cx + side * 0.05 * unit
+        leg1 = cx + side * 0.85 * unit
+        draw.rectangle(
+            box(min(leg0, leg1), 4.4 * unit, max(leg0, leg1), 8.2 * unit), fill=(38, 44, 66)
+        )
+        draw.rectangle(
+            box(min(leg0, leg1), 8.2 * unit, max(leg0, leg1), 8.55 * unit), fill=(25, 25, 25)
+        )
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 1.5, (height, width, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -15,8 +16,8 @@ from common.config import Settings
 from common.errors import BackendUnavailable
 from common.garments import garment_image, image_to_mask, touched_edges
 from common.ports import BlobStore
-from common.runtime import StageOutcome
 from common.schemas import Expansion, Expansions, Garment, Segments, StageMessage
+from common.stage import StageContext, StageOutcome
 
 NO_CREDENTIALS = "no generative credentials (set GEMINI_API_KEY or GOOGLE_GENAI_USE_VERTEXAI)"
 
@@ -33,6 +34,10 @@ class Expand:
         # The model draws the completed garment on a plain backdrop: exactly the case the
         # weightless border model handles, so no second background model is loaded here.
         self.keyer = ClassicBackground()
+
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs, context.backends.generative)
 
     def handle(self, message: StageMessage) -> StageOutcome:
         if self.backend is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Self
 
 from PIL import Image
 
@@ -11,8 +12,8 @@ from common import cache, imaging
 from common.config import Settings
 from common.garments import garment_image, image_to_mask
 from common.ports import BlobStore
-from common.runtime import StageOutcome
 from common.schemas import Expansions, ImageRef, ItemResult, Result, Segments, StageMessage
+from common.stage import StageContext, StageOutcome
 
 # Result names are immutable per job; the work bucket never serves clients.
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -32,7 +33,61 @@ class Finalize:
         self.settings = settings
         self.blobs = blobs
 
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs)
+
     def handle(self, message: StageMessage) -> StageOutcome:
+        if message.kind == "tryon":
+            return self._tryon(message)
+        return self._closet(message)
+
+    def _tryon(self, message: StageMessage) -> StageOutcome:
+        """One image: the person wearing the garment, with its thumbnail."""
+        settings = self.settings
+        dressed = imaging.open_work(self.blobs.read(settings.work_bucket, message.refs["tryon"]))
+        prefix = cache.results_prefix(message.kind, message.job_id)
+        stem = f"{prefix}/tryon.{self._ext}"
+        thumb = f"{prefix}/tryon.thumb.{self._ext}"
+        outputs = [
+            _Output(stem, dressed, settings.output_max_size),
+            _Output(thumb, dressed, settings.thumbnail_size),
+        ]
+        image, thumbnail = self._store_all(outputs)
+        item = ItemResult(
+            label=message.refs.get("category", "tryon"),
+            bbox=(0, 0, dressed.width, dressed.height),
+            area=1.0,
+            image=image,
+            thumbnail=thumbnail,
+        )
+        return self._finished(message, Result(items=[item], manifest=f"{prefix}/manifest.json"))
+
+    @property
+    def _ext(self) -> str:
+        fmt = self.settings.output_format
+        return "jpg" if fmt == "jpeg" else fmt
+
+    def _store_all(self, outputs: list[_Output]) -> list[ImageRef]:
+        # Pillow releases the GIL while encoding, so threads give real parallelism here.
+        with ThreadPoolExecutor(max_workers=self.settings.encode_workers) as pool:
+            return list(pool.map(self._store, outputs))
+
+    def _finished(self, message: StageMessage, result: Result) -> StageOutcome:
+        settings = self.settings
+        cache.write_manifest(self.blobs, settings, result)
+        if settings.cache and message.cache_key and message.cacheable:
+            cache.store(self.blobs, settings, message.cache_key, result)
+        count = len(result.items)
+        noun = "garment image" if message.kind == "closet" else "image"
+        return StageOutcome(
+            backend=settings.output_format,
+            result=result,
+            finished=True,
+            message=f"Done: {count} {noun}{'s' if count != 1 else ''}",
+        )
+
+    def _closet(self, message: StageMessage) -> StageOutcome:
         settings = self.settings
         work = settings.work_bucket
         segments = Segments.model_validate_json(self.blobs.read(work, message.refs["segments"]))
@@ -42,8 +97,8 @@ class Finalize:
             else None
         )
         cutout = imaging.open_work(self.blobs.read(work, message.refs["cutout"]))
-        ext = "jpg" if settings.output_format == "jpeg" else settings.output_format
-        prefix = message.job_id
+        ext = self._ext
+        prefix = cache.results_prefix(message.kind, message.job_id)
 
         outputs = [_Output(f"{prefix}/cutout.{ext}", cutout, settings.output_max_size)]
         for index, garment in enumerate(segments.garments):
@@ -57,9 +112,7 @@ class Finalize:
             outputs.append(_Output(f"{stem}.{ext}", image, settings.output_max_size))
             outputs.append(_Output(f"{stem}.thumb.{ext}", image, settings.thumbnail_size))
 
-        # Pillow releases the GIL while encoding, so threads give real parallelism here.
-        with ThreadPoolExecutor(max_workers=settings.encode_workers) as pool:
-            refs = list(pool.map(self._store, outputs))
+        refs = self._store_all(outputs)
 
         items = []
         for index, garment in enumerate(segments.garments):
@@ -76,16 +129,7 @@ class Finalize:
                 )
             )
         manifest = f"{prefix}/manifest.json"
-        result = Result(items=items, cutout=refs[0], manifest=manifest)
-        cache.write_manifest(self.blobs, settings, result)
-        if settings.cache and message.cache_key and message.cacheable:
-            cache.store(self.blobs, settings, message.cache_key, result)
-        return StageOutcome(
-            backend=settings.output_format,
-            result=result,
-            finished=True,
-            message=f"Done: {len(items)} garment image{'s' if len(items) != 1 else ''}",
-        )
+        return self._finished(message, Result(items=items, cutout=refs[0], manifest=manifest))
 
     def _store(self, output: _Output) -> ImageRef:
         settings = self.settings

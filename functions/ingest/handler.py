@@ -3,69 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import timedelta
+from typing import Self
 
 from common import cache, imaging
 from common.config import Settings
 from common.errors import ImageTooLarge
+from common.pipelines import PIPELINES
 from common.ports import BlobStore, JobStore
-from common.runtime import STAGES, StageOutcome
-from common.schemas import (
-    Job,
-    Source,
-    StageMessage,
-    StageRecord,
-    StageStatus,
-    UploadEvent,
-    utcnow,
-)
-
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{6,128}$")
-_USER_PATH = re.compile(r"^users/([^/]+)/.+")
-
-
-def job_id_for(event: UploadEvent) -> str:
-    """The client's `job-id` metadata when valid, else derived from the object's identity.
-
-    Derived ids make a duplicated finalize event (same bucket, name, generation) the same job.
-    """
-    requested = event.metadata.get("job-id", "")
-    if _JOB_ID.match(requested):
-        return requested
-    identity = f"{event.bucket}/{event.name}#{event.generation}".encode()
-    return hashlib.sha256(identity).hexdigest()[:24]
-
-
-def uid_for(event: UploadEvent, default: str) -> str:
-    match = _USER_PATH.match(event.name)
-    if match:
-        return match.group(1)
-    return event.metadata.get("uid") or default
-
-
-def start_job(event: UploadEvent, jobs: JobStore, settings: Settings) -> tuple[Job, bool]:
-    """Create the job document for an upload (once), and the message that starts ingest."""
-    now = utcnow()
-    job = Job(
-        id=job_id_for(event),
-        uid=uid_for(event, settings.default_uid),
-        source=Source(
-            bucket=event.bucket,
-            name=event.name,
-            generation=event.generation,
-            content_type=event.content_type,
-            size=event.size,
-        ),
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(days=settings.job_ttl_days),
-    )
-    return jobs.create(job)
-
-
-def first_message(job: Job) -> StageMessage:
-    return StageMessage(job_id=job.id, stage="ingest", refs={"upload": job.source.name})
+from common.schemas import StageMessage, StageRecord, StageStatus
+from common.stage import StageContext, StageOutcome
 
 
 class Ingest:
@@ -75,6 +21,10 @@ class Ingest:
         self.settings = settings
         self.blobs = blobs
         self.jobs = jobs
+
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs, context.jobs)
 
     def handle(self, message: StageMessage) -> StageOutcome:
         job = self.jobs.get(message.job_id)
@@ -94,12 +44,14 @@ class Ingest:
             return StageOutcome(
                 backend="cache",
                 source=source,
-                result=cache.materialize(self.blobs, settings, hit, job.id),
+                result=cache.materialize(
+                    self.blobs, settings, hit, cache.results_prefix(job.kind, job.id)
+                ),
                 finished=True,
                 cache_hit=True,
                 other_stages={
                     stage: StageRecord(status=StageStatus.SKIPPED, reason=reason)
-                    for stage in STAGES[1:]
+                    for stage in PIPELINES["closet"].stages[1:]
                 },
                 message="Done (identical photo processed before)",
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 
 from common import imaging
@@ -9,8 +11,8 @@ from common.backends.background import BackgroundBackend
 from common.config import Settings
 from common.errors import NoGarmentFound
 from common.ports import BlobStore
-from common.runtime import StageOutcome
 from common.schemas import StageMessage
+from common.stage import StageContext, StageOutcome
 
 # Below this share of visible pixels there is nothing worth calling a garment.
 MIN_FOREGROUND = 0.001
@@ -23,6 +25,10 @@ class RemoveBackground:
         self.settings = settings
         self.blobs = blobs
         self.backend = backend
+
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs, context.backends.background)
 
     def handle(self, message: StageMessage) -> StageOutcome:
         bucket = self.settings.work_bucket

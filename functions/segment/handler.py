@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 
 from common import imaging
@@ -10,8 +12,8 @@ from common.config import Settings
 from common.errors import NoGarmentFound
 from common.garments import bbox_of, mask_to_image
 from common.ports import BlobStore
-from common.runtime import StageOutcome
 from common.schemas import Garment, Segments, StageMessage
+from common.stage import StageContext, StageOutcome
 
 MAX_ITEMS = 12
 
@@ -23,6 +25,10 @@ class Segment:
         self.settings = settings
         self.blobs = blobs
         self.backend = backend
+
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs, context.backends.segmentation)
 
     def handle(self, message: StageMessage) -> StageOutcome:
         bucket = self.settings.work_bucket

@@ -1,8 +1,9 @@
 """Regenerate the bundled sample photos: `.venv/bin/python tests/data/make_sample.py`.
 
 sample-shirt.jpg is the `make demo` input: a button-down shirt on a softly lit studio sweep.
-sample-outfit.jpg is a flat-lay of three separate garments on one background. Both come from
-tests/synthetic.py with fixed seeds, so the same code gives the same pixels.
+sample-outfit.jpg is a flat-lay of three separate garments on one background. sample-person.jpg
+is a standing figure for try-on (`closet tryon`). All come from tests/synthetic.py with fixed
+seeds, so the same code gives the same pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ QUALITY = 90
 def main() -> None:
     # Run as a script from anywhere: the repository root holds the `tests` package.
     sys.path.insert(0, str(HERE.parents[1]))
-    from tests.synthetic import make_outfit, make_scene
+    from tests.synthetic import make_outfit, make_scene, person_photo
 
     shirt, _ = make_scene(
         seed=20240611,
@@ -44,6 +45,10 @@ def main() -> None:
         noise=1.2,
     )
     outfit.save(HERE / "sample-outfit.jpg", quality=QUALITY, optimize=True)
+
+    person_photo(768, 1152, seed=20240613).save(
+        HERE / "sample-person.jpg", quality=QUALITY, optimize=True
+    )
 
 
 if __name__ == "__main__":

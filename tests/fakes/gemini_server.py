@@ -19,21 +19,20 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import io
 import json
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from tests.fakes.http import JSONHandler, LocalServer, serve_until_signalled
 
 DEFAULT_ATTRIBUTES: dict[str, Any] = {
     "category": "t-shirt",
@@ -61,6 +60,13 @@ _GENERATE = re.compile(
     r"^/(?P<version>[^/]+)/"
     r"(?:projects/[^/]+/locations/[^/]+/publishers/google/)?"
     r"models/(?P<model>[^/:]+):generateContent$"
+)
+
+
+# Vertex AI's image models (virtual try-on) answer `:predict`.
+_PREDICT = re.compile(
+    r"^/(?P<version>[^/]+)/projects/[^/]+/locations/[^/]+/publishers/google/"
+    r"models/(?P<model>[^/:]+):predict$"
 )
 
 
@@ -187,7 +193,7 @@ class _Failure:
 
 
 @dataclass
-class FakeGemini:
+class FakeGemini(LocalServer):
     """The server and its knobs; use as a context manager (`with FakeGemini() as server:`)."""
 
     attributes: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
@@ -199,21 +205,19 @@ class FakeGemini:
     poison_rgb: tuple[int, int, int] | None = None
     """Answer 503 to every request whose garment is mostly this colour: one job that never
     gets through, while others do (a poison message for the dead-letter path)."""
+    tryon_refusal: str | None = None
+    """`:predict` answers this `raiFilteredReason` instead of an image (a safety filter)."""
     host: str = "127.0.0.1"
     port: int = 0
 
     _calls: list[Call] = field(default_factory=list, init=False, repr=False)
     _failure: _Failure | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _httpd: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake Gemini server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+    thread_name: ClassVar[str] = "fake-gemini"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def calls(self) -> list[Call]:
@@ -232,37 +236,6 @@ class FakeGemini:
         with self._lock:
             self._calls.clear()
             self._failure = None
-
-    def start(self) -> Self:
-        self._httpd = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-gemini",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _take_failure(self) -> _Failure | None:
         with self._lock:
@@ -313,6 +286,34 @@ class FakeGemini:
             "responseId": f"fake-{len(self.calls)}",
         }
 
+    def predict(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+        """Vertex AI's virtual try-on: `instances[0].personImage` and `productImages`."""
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return 401, _error_body(401, "Request is missing required authentication credential.")
+        failure = self._take_failure()
+        if failure is not None:
+            return failure.status, _error_body(failure.status, failure.message)
+        try:
+            instance = (body.get("instances") or [{}])[0]
+            person = _vertex_image(_field(instance, "personImage"))
+            products = _field(instance, "productImages") or []
+            if len(products) != 1:
+                raise RequestInvalid("exactly one product image is supported")
+            product = _vertex_image(products[0])
+        except RequestInvalid as exc:
+            return 400, _error_body(400, str(exc))
+        if self.tryon_refusal is not None:
+            return 200, {"predictions": [{"raiFilteredReason": self.tryon_refusal}]}
+        dressed = person.convert("RGB")
+        width = max(1, dressed.width // 3)
+        small = product.convert("RGB").resize(
+            (width, max(1, product.height * width // product.width))
+        )
+        dressed.paste(small, ((dressed.width - width) // 2, dressed.height // 4))
+        return 200, {
+            "predictions": [{"bytesBase64Encoded": _png_b64(dressed), "mimeType": "image/png"}]
+        }
+
     def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         blobs = _inline_blobs(body)
         if not blobs:
@@ -342,6 +343,20 @@ class FakeGemini:
         return [text, {"inlineData": {"mimeType": "image/png", "data": _png_b64(canvas)}}]
 
 
+def _vertex_image(holder: Any) -> Image.Image:
+    """The image of `{"image": {"bytesBase64Encoded", "mimeType"}}`, as Vertex AI takes it."""
+    image = _field(holder, "image") if isinstance(holder, dict) else None
+    data = _field(image, "bytesBase64Encoded") if isinstance(image, dict) else None
+    if not isinstance(data, str):
+        raise RequestInvalid("an image needs image.bytesBase64Encoded")
+    try:
+        with Image.open(io.BytesIO(_b64decode(data))) as opened:
+            opened.load()
+            return opened.copy()
+    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+        raise RequestInvalid(f"an image does not decode: {exc}") from None
+
+
 def _is_poisoned(body: dict[str, Any], rgb: tuple[int, int, int]) -> bool:
     """True when the opaque pixels of the request's image average close to `rgb`."""
     blobs = _inline_blobs(body)
@@ -355,58 +370,43 @@ def _is_poisoned(body: dict[str, Any], rgb: tuple[int, int, int]) -> bool:
 
 
 def _handler_for(server: FakeGemini) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    class Handler(JSONHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/_calls":
-                self._send(200, [call.summary() for call in server.calls])
+                self.send_json(200, [call.summary() for call in server.calls])
             else:
-                self._send(404, _error_body(404, f"no such path {self.path}"))
+                self.send_json(404, _error_body(404, f"no such path {self.path}"))
 
         def do_POST(self) -> None:
             try:
-                body = self._read_json()
+                body = self.read_json()
             except ValueError as exc:
-                self._send(400, _error_body(400, f"Invalid JSON payload received. {exc}"))
+                self.send_json(400, _error_body(400, f"Invalid JSON payload received. {exc}"))
                 return
             if self.path == "/_fail":
                 server.fail_next(int(body.get("count", 1)), int(body.get("status", 500)))
-                self._send(200, {})
+                self.send_json(200, {})
                 return
             if self.path == "/_reset":
                 server.reset()
-                self._send(200, {})
+                self.send_json(200, {})
+                return
+            headers = self.lower_headers()
+            predict = _PREDICT.match(self.path.split("?")[0])
+            if predict is not None:
+                status, answer = server.predict(headers, body)
+                server._record(
+                    Call(predict["model"], predict["version"], self.path, headers, body, status)
+                )
+                self.send_json(status, answer)
                 return
             match = _GENERATE.match(self.path.split("?")[0])
             if match is None:
-                self._send(404, _error_body(404, f"no such method {self.path}"))
+                self.send_json(404, _error_body(404, f"no such method {self.path}"))
                 return
-            headers = {name.lower(): value for name, value in self.headers.items()}
             status, answer = server.generate(match["model"], headers, body)
             server._record(Call(match["model"], match["version"], self.path, headers, body, status))
-            self._send(status, answer)
-
-        def _read_json(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b"{}"
-            data = json.loads(raw or b"{}")
-            if not isinstance(data, dict):
-                raise ValueError("the body must be a JSON object")
-            return data
-
-        def _send(self, status: int, answer: Any) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            # A client that timed out has gone: nothing to answer, and nothing to report.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(data)
+            self.send_json(status, answer)
 
     return Handler
 
@@ -424,13 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
     )
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    with fake:
-        print(fake.url, flush=True)
-        while not stopped.wait(0.5):
-            pass
+    serve_until_signalled(fake)
 
 
 if __name__ == "__main__":

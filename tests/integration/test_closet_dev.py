@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.emulators import EmulatorUnavailable, fake_gcs_binary
+from common.topology import load
 from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,14 +92,8 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     job = json.loads(submit.stdout.split("\n", 1)[1])
     assert job["status"] == "done" and job["progress"] == 100
     assert set(state) >= {"project", "buckets", "env", "functions"}
-    assert set(state["functions"]) == {
-        "ingest",
-        "remove_background",
-        "segment",
-        "expand",
-        "finalize",
-        "dead_letter",
-    }
+    assert set(state["functions"]) == {spec.name for spec in load().all_functions}
+    assert {"tryon_prepare", "tryon_generate"} <= set(state["functions"])
     assert dev.returncode == 0, output
     assert (
         processes_mentioning([f":{port}" for port in ports] + [f"={port}" for port in ports]) == []

@@ -26,8 +26,10 @@ from common.devstack import DevStack
 from common.emulators import EmulatorUnavailable
 from common.schemas import Job, JobStatus, StageMessage
 from tests import badinputs
+from tests.fakes.fashn_server import FakeFashn
 from tests.fakes.gemini_server import FakeGemini
 from tests.integration.conftest import emulators_unavailable
+from tests.synthetic import person_photo
 
 POISON = (40, 170, 60)  # the fake Gemini answers 503 to every request about a garment this green
 JOB_TIMEOUT_S = 60.0
@@ -40,7 +42,13 @@ def gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="module")
-def stack(gemini: FakeGemini) -> Iterator[DevStack]:
+def fashn() -> Iterator[FakeFashn]:
+    with FakeFashn(api_key="e2e-fashn", polls=3) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(gemini: FakeGemini, fashn: FakeFashn) -> Iterator[DevStack]:
     saved = dict(os.environ)
     settings = Settings.from_env({}, project="closet-e2e")
     stack = DevStack(
@@ -50,6 +58,10 @@ def stack(gemini: FakeGemini) -> Iterator[DevStack]:
             "GEMINI_API_KEY": "e2e-key",
             "CLOSET_GEMINI_BASE_URL": gemini.url,
             "CLOSET_COMPLETION": "false",
+            "CLOSET_TRYON_BACKEND": "fashn",
+            "FASHN_API_KEY": "e2e-fashn",
+            "CLOSET_FASHN_BASE_URL": fashn.url,
+            "CLOSET_TRYON_POLL_S": "0.05",
         },
     )
     try:
@@ -296,3 +308,109 @@ def test_results_are_readable_images(stack, jobs, gcs):
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "WEBP" and image.mode == "RGBA"
         assert max(image.size) <= 1024
+
+
+# -- virtual try-on ----------------------------------------------------------------------
+
+
+def _person() -> bytes:
+    buffer = io.BytesIO()
+    person_photo(480, 720).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+PERSON = _person()
+
+
+def upload_tryon(
+    gcs: Any, stack: DevStack, garment: str, uid: str = "tester", **metadata: str
+) -> str:
+    """A person photo under users/{uid}/tryon/ naming a closet item, as the app uploads it."""
+    job_id = f"e2e-tryon-{uuid.uuid4().hex[:12]}"
+    blob = gcs.bucket(stack.settings.uploads_bucket).blob(f"users/{uid}/tryon/{job_id}.jpg")
+    blob.metadata = {"job-id": job_id, "garment": garment, **metadata}
+    blob.upload_from_string(PERSON, content_type="image/jpeg")
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def closet_item(stack: DevStack, jobs: FirestoreJobStore, gcs: Any) -> str:
+    done = wait_for(jobs, upload(gcs, stack, photo(), "to-try-on.jpg"))
+    assert done.status is JobStatus.DONE
+    return f"{done.id}/items/0"
+
+
+def test_a_tryon_of_a_closet_item_completes_live_and_again_from_the_cache(
+    stack, jobs, gcs, fashn, closet_item
+):
+    fashn.reset()
+    recorder = Recorder()
+    job_id = f"e2e-tryon-{uuid.uuid4().hex[:12]}"
+    jobs.listen(job_id, recorder)
+    blob = gcs.bucket(stack.settings.uploads_bucket).blob(f"users/tester/tryon/{job_id}.jpg")
+    blob.metadata = {"job-id": job_id, "garment": closet_item, "category": "tops"}
+    blob.upload_from_string(PERSON, content_type="image/jpeg")
+
+    assert recorder.finished.wait(JOB_TIMEOUT_S), jobs.get(job_id)
+    final = recorder.snapshots[-1]
+    progress = [s.progress for s in recorder.snapshots]
+    assert final.status is JobStatus.DONE, final.error
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert final.kind == "tryon" and final.inputs is not None
+    assert final.inputs.garment == closet_item
+    assert set(final.stages) == {"tryon_prepare", "tryon_generate", "finalize"}
+    assert final.stages["tryon_generate"].backend == "fashn"
+    # FASHN's own states reached the listener.
+    assert "Waiting in FASHN's queue" in [s.message for s in recorder.snapshots]
+    assert final.result is not None
+    (result,) = final.result.items
+    results = gcs.bucket(stack.settings.results_bucket)
+    assert result.image.path.startswith(f"tryon/{job_id}/")
+    assert results.blob(result.image.path).exists()
+    assert results.blob(result.thumbnail.path).exists()
+    assert len(fashn.runs) == 1
+
+    again = wait_for(jobs, upload_tryon(gcs, stack, closet_item, category="tops"))
+
+    assert again.status is JobStatus.DONE and again.cache_hit
+    assert len(fashn.runs) == 1  # no second paid call
+    assert again.result is not None
+    assert results.blob(again.result.items[0].image.path).exists()
+
+
+def test_a_tryon_backend_answering_503_for_a_while_still_completes(
+    stack, jobs, gcs, fashn, closet_item
+):
+    fashn.reset()
+    fashn.fail_next(2, 503)
+
+    done = wait_for(jobs, upload_tryon(gcs, stack, closet_item, category="bottoms"))
+
+    assert done.status is JobStatus.DONE, done.error
+    assert done.stages["tryon_generate"].attempts == 3
+    assert len(fashn.runs) == 1
+
+
+def test_a_tryon_backend_answering_503_forever_is_dead_lettered(
+    stack, jobs, gcs, fashn, closet_item
+):
+    fashn.reset()
+    fashn.fail_next(-1, 503)
+    try:
+        failed = wait_for(jobs, upload_tryon(gcs, stack, closet_item, category="one-pieces"), 120)
+    finally:
+        fashn.reset()
+
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "stage_failed"
+    assert failed.error.stage == "tryon_generate" and "503" in failed.error.message
+
+
+def test_a_tryon_of_another_users_item_is_refused(stack, jobs, gcs, fashn, closet_item):
+    fashn.reset()
+
+    failed = wait_for(jobs, upload_tryon(gcs, stack, closet_item, uid="mallory"))
+
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "item_not_found"
+    assert fashn.runs == []

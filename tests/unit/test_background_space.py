@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,8 @@ import pytest
 from PIL import Image
 
 from common.backends.background import new_background
-from common.backends.background.space import SpaceBackground, _map_error
+from common.backends.background.space import SpaceBackground
+from common.backends.gradio_space import map_error as _map_error
 from common.config import Settings
 from common.errors import (
     BackendUnavailable,
@@ -20,6 +20,7 @@ from common.errors import (
     PermanentError,
     TransientError,
 )
+from tests.fakes.gradio_app import free_port, launched
 from tests.synthetic import alpha_at, bright_square
 
 pytestmark = [
@@ -81,32 +82,10 @@ def build_app() -> Any:
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture(scope="module")
 def space_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-        env.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-        app = build_app()
-        port = free_port()
-        app.launch(
-            server_name="127.0.0.1",
-            server_port=port,
-            prevent_thread_lock=True,
-            quiet=True,
-            show_error=True,
-            ssr_mode=False,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            app.close(verbose=False)
+    with launched(build_app, tmp_path_factory.mktemp("gradio")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests import badinputs
 
@@ -122,3 +123,58 @@ def test_plain_progress_lines_when_not_a_terminal(tmp_path, inputs):
     percents = [int(line.split(":")[1].split("%")[0]) for line in lines]
     assert percents == sorted(percents) and percents[-1] == 100
     assert "\r" not in run.stderr
+
+
+SAMPLES = REPO / "tests" / "data"
+
+
+def test_tryon_of_a_garment_photo_runs_the_closet_job_then_the_tryon(tmp_path):
+    out = tmp_path / "out"
+    first = closet(
+        "tryon", str(SAMPLES / "sample-person.jpg"), str(SAMPLES / "sample-shirt.jpg"),
+        "--out", str(out), "--json", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert first.returncode == 0, first.stderr
+    closet_job, tryon_job = json.loads(first.stdout)
+    assert (closet_job["kind"], tryon_job["kind"]) == ("closet", "tryon")
+    assert tryon_job["status"] == "done"
+    assert tryon_job["inputs"]["garment"] == f"{closet_job['id']}/items/0"
+    (item,) = tryon_job["result"]["items"]
+    assert (out / item["image"]["path"]).is_file() and (out / item["thumbnail"]["path"]).is_file()
+    assert (out / "tryon" / tryon_job["id"] / "job.json").is_file()
+
+    # An item of that earlier output, tried on again into the same folder: from the cache.
+    [item_image] = (out / closet_job["id"] / "items").glob("0-*.thumb.webp")
+    again = closet(
+        "tryon", str(SAMPLES / "sample-person.jpg"),
+        str(item_image).replace(".thumb", ""), "--out", str(out), "--json", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert again.returncode == 0, again.stderr
+    adopted, repeat = json.loads(again.stdout)
+    assert adopted["id"] == closet_job["id"]
+    assert repeat["status"] == "done" and repeat["cacheHit"] is True
+
+
+def test_tryon_without_a_person_exits_1_with_the_code_and_no_traceback(tmp_path):
+    empty = tmp_path / "wall.jpg"
+    Image.new("RGB", (480, 720), (236, 234, 230)).save(empty)
+
+    run = closet(
+        "tryon", str(empty), str(SAMPLES / "sample-shirt.jpg"), "--out", str(tmp_path / "o"),
+        cwd=tmp_path,
+    )  # fmt: skip
+
+    assert run.returncode == 1
+    assert "no_person_found" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_tryon_with_a_missing_file_is_a_usage_error(tmp_path):
+    run = closet(
+        "tryon", str(tmp_path / "nobody.jpg"), str(SAMPLES / "sample-shirt.jpg"),
+        "--out", str(tmp_path / "o"), cwd=tmp_path,
+    )  # fmt: skip
+
+    assert run.returncode == 2 and "nobody.jpg" in run.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -262,3 +264,62 @@ def test_dead_letter_fails_the_job_naming_stage_and_last_error(ports: Ports) -> 
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert (job.error.code, job.error.stage) == ("stage_failed", "segment")
+
+
+def tryon_upload_golden(name: str = "users/alice/tryon/me.jpg") -> dict[str, Any]:
+    """The captured finalize notification, for a person photo under `tryon/`."""
+    golden = load_golden("gcs-notification-finalize")
+    message = golden["body"]["message"]
+    resource = json.loads(base64.b64decode(message["data"]))
+    resource["name"] = name
+    resource["metadata"] = {"job-id": "tryon-job-0001", "garment": "closet-job-01/items/0"}
+    message["data"] = base64.b64encode(json.dumps(resource).encode()).decode()
+    message["attributes"]["objectId"] = name
+    return golden
+
+
+def test_ingest_starts_a_tryon_job_and_hands_it_to_tryon_prepare(ports: Ports) -> None:
+    settings = get_settings()
+    ports.blobs.write(settings.uploads_bucket, "users/alice/tryon/me.jpg", photo(), "image/jpeg")
+    client = client_for("ingest")
+
+    response = post_binary(client, tryon_upload_golden())
+
+    assert response.status_code == 200
+    job = ports.jobs.get("tryon-job-0001")
+    assert job is not None and job.kind == "tryon" and job.stage == "tryon_prepare"
+    assert job.inputs is not None and job.inputs.garment == "closet-job-01/items/0"
+    assert job.inputs.person == "users/alice/tryon/me.jpg"
+    assert "ingest" not in job.stages  # ingest runs closet jobs only
+    assert isinstance(ports.bus, InlineBus)
+    message = ports.bus.pop()
+    assert message is not None and (message.stage, message.kind) == ("tryon_prepare", "tryon")
+    assert len(ports.bus) == 0
+
+    # Redelivered before tryon_prepare began: the (possibly lost) message is sent again.
+    post_binary(client, tryon_upload_golden())
+    assert len(ports.bus) == 1
+    ports.bus.pop()
+    # Once it began, a redelivery starts nothing.
+    ports.jobs.advance(
+        "tryon-job-0001",
+        JobUpdate(stages={"tryon_prepare": StageRecord(status=StageStatus.RUNNING)}),
+    )
+    post_binary(client, tryon_upload_golden())
+    assert len(ports.bus) == 0
+
+
+def test_a_tryon_function_ignores_a_closet_jobs_message(ports: Ports) -> None:
+    arrange_segment_job(ports)  # a closet job waiting at segment
+    client = client_for("tryon_generate")
+    golden = load_golden("pubsub-push-stage-message")
+    message = golden["body"]["message"]
+    body = json.loads(base64.b64decode(message["data"]))
+    body["stage"] = "tryon_generate"
+    message["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+
+    response = post_binary(client, golden)
+
+    assert response.status_code == 200
+    job = ports.jobs.get(JOB_ID)
+    assert job is not None and "tryon_generate" not in job.stages

@@ -11,12 +11,15 @@ from PIL import Image
 
 from common.backends.background import BackgroundBackend
 from common.backends.background.classic import ClassicBackground
+from common.backends.lazy import Backends
 from common.config import Settings
 from common.errors import ConfigurationError, TransientError
-from common.pipeline import Backends, LocalPipeline
-from common.runtime import STAGES
+from common.pipeline import LocalPipeline
+from common.pipelines import PIPELINES, warmer
 from common.schemas import Job, JobStatus, StageStatus, UploadEvent
 from tests import badinputs
+
+STAGES = PIPELINES["closet"].stages
 
 
 class CountingBackground(BackgroundBackend):
@@ -228,7 +231,8 @@ def test_a_function_loads_only_its_own_stage_model(tmp_path):
     settings = Settings.from_env({}, background_backend="u2net", u2net_home=tmp_path / "empty")
     backends = Backends(settings)
 
-    backends.warmer("segment")
+    warmer("segment", backends)
+    warmer("tryon_prepare", backends)
 
     with pytest.raises(ConfigurationError, match="u2net"):
-        backends.warmer("remove_background")
+        warmer("remove_background", backends)

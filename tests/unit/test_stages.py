@@ -16,9 +16,10 @@ from common.adapters.memory import MemoryJobStore
 from common.backends.segmentation import GarmentMask, SegmentationBackend
 from common.config import Settings
 from common.errors import ImageTooLarge, NoGarmentFound
+from common.jobs import job_id_for, uid_for
 from common.schemas import Job, Segments, Source, StageMessage, UploadEvent
 from functions.finalize.handler import Finalize
-from functions.ingest.handler import Ingest, job_id_for, uid_for
+from functions.ingest.handler import Ingest
 from functions.segment.handler import Segment
 
 JOB = "job-000001"

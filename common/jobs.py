@@ -1,0 +1,75 @@
+"""A job from an upload: its id, its owner, its pipeline and inputs, and its first message."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from common.config import Settings
+from common.pipelines import pipeline, pipeline_for_upload
+from common.ports import JobStore
+from common.schemas import Inputs, Job, Source, StageMessage, UploadEvent, utcnow
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{6,128}$")
+_USER_PATH = re.compile(r"^users/([^/]+)/.+")
+
+
+def job_id_for(event: UploadEvent) -> str:
+    """The client's `job-id` metadata when valid, else derived from the object's identity.
+
+    Derived ids make a duplicated finalize event (same bucket, name, generation) the same job.
+    """
+    requested = event.metadata.get("job-id", "")
+    if _JOB_ID.match(requested):
+        return requested
+    identity = f"{event.bucket}/{event.name}#{event.generation}".encode()
+    return hashlib.sha256(identity).hexdigest()[:24]
+
+
+def uid_for(event: UploadEvent, default: str) -> str:
+    match = _USER_PATH.match(event.name)
+    if match:
+        return match.group(1)
+    return event.metadata.get("uid") or default
+
+
+def inputs_for(kind: str, event: UploadEvent) -> Inputs | None:
+    """What the upload's metadata names, as given: the pipeline's first stage checks it."""
+    if kind != "tryon":
+        return None
+    metadata = event.metadata
+    return Inputs(
+        garment=metadata.get("garment"),
+        person=metadata.get("person") or event.name,
+        category=metadata.get("category"),
+    )
+
+
+def start_job(event: UploadEvent, jobs: JobStore, settings: Settings) -> tuple[Job, bool]:
+    """Create the job document for an upload (once); True when this call created it."""
+    now = utcnow()
+    flow = pipeline_for_upload(event.name)
+    job = Job(
+        id=job_id_for(event),
+        uid=uid_for(event, settings.default_uid),
+        kind=flow.kind,
+        stage=flow.first,
+        inputs=inputs_for(flow.kind, event),
+        source=Source(
+            bucket=event.bucket,
+            name=event.name,
+            generation=event.generation,
+            content_type=event.content_type,
+            size=event.size,
+        ),
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(days=settings.ttl_days(flow.kind)),
+    )
+    return jobs.create(job)
+
+
+def first_message(job: Job) -> StageMessage:
+    refs = {"upload": job.source.name}
+    return StageMessage(job_id=job.id, stage=pipeline(job.kind).first, kind=job.kind, refs=refs)

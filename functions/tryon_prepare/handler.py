@@ -1,0 +1,176 @@
+"""tryon_prepare: check the request, normalise both images for the backend, answer from cache."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Self
+
+from PIL import Image
+
+from common import cache, imaging
+from common.backends.tryon import CATEGORIES, TryonBackend, tryon_class
+from common.config import Settings
+from common.errors import ImageTooLarge, InvalidRequest, ItemNotFound
+from common.pipelines import PIPELINES
+from common.ports import BlobStore, JobStore
+from common.schemas import ItemResult, Job, JobStatus, StageMessage, StageRecord, StageStatus
+from common.stage import StageContext, StageOutcome
+
+_ITEM = re.compile(r"^(?P<job>[A-Za-z0-9_-]{6,128})/items/(?P<index>\d{1,3})$")
+# What each garment label is worn as; the other labels (hat, shoes, bag...) cannot be tried on.
+CATEGORY_OF_LABEL = {
+    "upper-clothes": "tops",
+    "garment": "auto",
+    "skirt": "bottoms",
+    "pants": "bottoms",
+    "dress": "one-pieces",
+    "scarf": "tops",
+}
+
+
+@dataclass(frozen=True)
+class Garment:
+    item: ItemResult
+    image: Image.Image
+    digest: str
+
+
+class TryonPrepare:
+    name = "tryon_prepare"
+
+    def __init__(
+        self, settings: Settings, blobs: BlobStore, jobs: JobStore, backend: type[TryonBackend]
+    ) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.jobs = jobs
+        self.backend = backend
+
+    @classmethod
+    def from_context(cls, context: StageContext) -> Self:
+        return cls(context.settings, context.blobs, context.jobs, tryon_class(context.settings))
+
+    def handle(self, message: StageMessage) -> StageOutcome:
+        job = self.jobs.get(message.job_id)
+        assert job is not None, "the runtime checked the job exists"
+        settings = self.settings
+        garment = self._garment(job)
+        category = self._category(job, garment.item)
+        person_data = self._person_bytes(job)
+        person = imaging.decode(
+            person_data,
+            allowed_formats=settings.allowed_formats,
+            max_bytes=settings.max_bytes,
+            max_pixels=settings.max_pixels,
+            min_side=settings.min_side,
+            working_size=self.backend.person_size,
+        )
+        person_digest = hashlib.sha256(person_data).hexdigest()
+        source = job.source.model_copy(update={"sha256": person_digest})
+        options = {"category": category, **settings.tryon_fingerprint()}
+        cache_key = cache.options_key(f"{person_digest}-{garment.digest[:32]}", options)
+        if settings.cache and (hit := cache.lookup(self.blobs, settings, cache_key)) is not None:
+            reason = "the same person and garment were tried on before"
+            prefix = cache.results_prefix(job.kind, job.id)
+            return StageOutcome(
+                backend="cache",
+                source=source,
+                result=cache.materialize(self.blobs, settings, hit, prefix),
+                finished=True,
+                cache_hit=True,
+                other_stages={
+                    stage: StageRecord(status=StageStatus.SKIPPED, reason=reason)
+                    for stage in PIPELINES["tryon"].stages[1:]
+                },
+                message="Done (tried on before)",
+            )
+
+        work = settings.work_bucket
+        person_name = f"work/{job.id}/person.png"
+        garment_name = f"work/{job.id}/garment.png"
+        self.blobs.write(
+            work, person_name, imaging.encode_work(person.image.convert("RGB")), "image/png"
+        )
+        self.blobs.write(
+            work, garment_name, imaging.encode_work(self._dressed(garment.image)), "image/png"
+        )
+        attributes = garment.item.attributes
+        described = [garment.item.label.replace("-", " ")]
+        if attributes:
+            described = [", ".join(attributes.colors), attributes.pattern, attributes.category]
+        width, height = person.image.size
+        return StageOutcome(
+            backend=self.backend.name,
+            refs={
+                "person": person_name,
+                "garment": garment_name,
+                "category": category,
+                "description": " ".join(word for word in described if word),
+            },
+            cache_key=cache_key,
+            source=source,
+            message=f"Photos accepted (person {width}x{height}, the {garment.item.label} "
+            f"as {category})",
+        )
+
+    def _garment(self, job: Job) -> Garment:
+        named = job.inputs.garment if job.inputs else None
+        if not named:
+            raise InvalidRequest("a try-on needs metadata `garment` naming a closet item")
+        match = _ITEM.match(named)
+        if match is None:
+            raise InvalidRequest(f"`garment` must look like JOB_ID/items/N, got {named!r}")
+        owner = self.jobs.get(match["job"])
+        index = int(match["index"])
+        missing = ItemNotFound(f"you have no finished closet item {named}")
+        if owner is None or owner.uid != job.uid or owner.kind != "closet":
+            raise missing
+        if owner.status is not JobStatus.DONE or owner.result is None:
+            raise missing
+        if index >= len(owner.result.items):
+            raise missing
+        item = owner.result.items[index]
+        data = self.blobs.read(self.settings.results_bucket, item.image.path)
+        image = imaging.open_remote(data).convert("RGBA")
+        return Garment(item=item, image=image, digest=hashlib.sha256(data).hexdigest())
+
+    def _category(self, job: Job, item: ItemResult) -> str:
+        asked = job.inputs.category if job.inputs else None
+        if asked:
+            if asked not in CATEGORIES:
+                raise InvalidRequest(
+                    f"`category` must be one of {', '.join(CATEGORIES)}, got {asked!r}"
+                )
+            return asked
+        category = CATEGORY_OF_LABEL.get(item.label.lower())
+        if category is None:
+            raise InvalidRequest(
+                f"a {item.label} cannot be tried on; pick a top, bottoms or a dress"
+            )
+        return category
+
+    def _person_bytes(self, job: Job) -> bytes:
+        named = job.inputs.person if job.inputs and job.inputs.person else job.source.name
+        if named == job.source.name:
+            source = job.source
+            limit = self.settings.max_bytes
+            if source.size is not None and source.size > limit:
+                # Refuse before downloading a huge object.
+                raise ImageTooLarge(f"the upload is {source.size} bytes; the limit is {limit}")
+            return self.blobs.read(source.bucket, source.name, generation=source.generation)
+        if not named.startswith(f"users/{job.uid}/"):
+            raise InvalidRequest("`person` must name a photo you uploaded (users/{uid}/...)")
+        bucket = job.source.bucket
+        if not self.blobs.exists(bucket, named):
+            raise InvalidRequest(f"there is no uploaded photo {named}")
+        return self.blobs.read(bucket, named)
+
+    def _dressed(self, garment: Image.Image) -> Image.Image:
+        """The garment as the backend wants it: on white, or with its transparency."""
+        if self.backend.garment_on == "transparent":
+            return garment
+        white = Image.new("RGB", garment.size, "white")
+        white.paste(garment, (0, 0), garment)
+        return white
