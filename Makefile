@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit clean
+.PHONY: install demo dev test lint format typecheck unit fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: $(STAMP)
 	$(BIN)/pytest tests
 
 test: lint typecheck unit
+
+# The ingest fuzzing of `make test`, with many more examples (about 10 minutes).
+fuzz: $(STAMP)
+	CLOSET_FUZZ_EXAMPLES=$${CLOSET_FUZZ_EXAMPLES:-20000} $(BIN)/pytest tests/unit/test_fuzz_ingest.py -q
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from common.errors import (
     ClosetError,
@@ -113,6 +113,10 @@ def decode(
         raise TooManyPixels("the image header claims far more pixels than allowed") from None
     except (ClosetError, MemoryError):
         raise
+    except UnidentifiedImageError:
+        raise InvalidImage(
+            f"the file starts like a {fmt.upper()} but is not a readable one"
+        ) from None
     except Exception as exc:
         raise InvalidImage(f"the {fmt.upper()} data cannot be read: {exc}") from None
     width, height = image.size
@@ -121,29 +125,30 @@ def decode(
     if min(width, height) < min_side:
         raise ImageTooSmall(f"the image is {width}x{height}; each side must be {min_side} or more")
 
-    if fmt == "jpeg":
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the decode cost of a large
-        # photo disappears, and the result is still at least the working size.
-        scale = working_size / max(width, height)
-        if scale < 1:
-            image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
     try:
+        if fmt == "jpeg":
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the decode cost of a large
+            # photo disappears, and the result is still at least the working size.
+            scale = working_size / max(width, height)
+            if scale < 1:
+                image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
         frames = getattr(image, "n_frames", 1)
         orientation = image.getexif().get(0x0112, 1)
         image.load()
         # Shrink before any mode conversion or rotation, so no full-size copy is ever made.
         small = normalise_mode(shrink(image, working_size))
+        transpose = _ORIENTATIONS.get(orientation)
+        if transpose is not None:
+            small = small.transpose(transpose)
+        original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        return DecodedImage(fit(small, working_size), fmt, original, frames)
     except (ClosetError, MemoryError):
         raise
     except Exception as exc:
-        # Pillow signals damaged data with many exception types (IndexError, struct.error,
-        # EOFError, ...): all of them mean the same thing here, and none is worth a retry.
+        # Whatever raises while reading, orienting, converting or shrinking (Pillow signals
+        # damaged data with IndexError, struct.error, EOFError, ValueError, ...), the upload is
+        # what is wrong: permanent, never worth a retry.
         raise InvalidImage(f"the {fmt.upper()} data is damaged: {exc}") from None
-    transpose = _ORIENTATIONS.get(orientation)
-    if transpose is not None:
-        small = small.transpose(transpose)
-    original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-    return DecodedImage(fit(small, working_size), fmt, original, frames)
 
 
 _ORIENTATIONS = {
@@ -174,17 +179,19 @@ def shrink(image: Image.Image, max_size: int) -> Image.Image:
 
 
 def normalise_mode(image: Image.Image) -> Image.Image:
-    """RGB, or RGBA when some pixel is not opaque; handles 16-bit, CMYK, palette and grayscale."""
+    """RGB, or RGBA when some pixel is not opaque; handles 16-bit, CMYK, palette and grayscale
+    (a transparent colour named by a tRNS chunk included). The result carries no `info`."""
     mode = image.mode
+    transparent = "transparency" in image.info
     if mode.startswith("I") or mode == "F":
         values = np.asarray(image)
         if values.max(initial=0) > 255:
             # 16-bit samples in a 32-bit mode: keep the high byte.
             values = np.clip(values, 0, 65535).astype(np.uint32) >> 8
         gray = np.clip(values, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        image = Image.fromarray(gray).convert("RGB")
+    elif mode == "P" or (transparent and mode in ("1", "L", "RGB")):
+        image = image.convert("RGBA" if transparent else "RGB")
     elif mode in ("PA", "LA", "La", "RGBa", "RGBA"):
         image = image.convert("RGBA")
     elif mode != "RGB":
@@ -192,7 +199,10 @@ def normalise_mode(image: Image.Image) -> Image.Image:
     if image.mode == "RGBA":
         alpha_min, _ = image.getchannel("A").getextrema()
         if alpha_min == 255:
-            return image.convert("RGB")
+            image = image.convert("RGB")
+    # Leftovers of the file (a transparency key meant for another mode, an ICC profile for
+    # other samples) must not follow the pixels into our own encoders.
+    image.info = {}
     return image
 
 

@@ -82,7 +82,13 @@ class LocalPipeline:
         while (message := self.bus.pop()) is not None:
             stage = self.stages[message.stage]
             try:
-                run_stage(stage, message, self.jobs, self.bus)
+                run_stage(
+                    stage,
+                    message,
+                    self.jobs,
+                    self.bus,
+                    max_attempts=self.settings.max_attempts,
+                )
             except Exception:
                 if message.attempt >= self.settings.max_attempts:
                     dead_letter(self.jobs, message)

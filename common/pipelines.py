@@ -37,6 +37,9 @@ class Step:
     """Progress when this step is done (the last step's is 100)."""
     activity: str
     """What the frontend shows while the step runs."""
+    optional: bool = False
+    """A step the job can do without: when its backend keeps failing transiently, the last
+    delivery records it as skipped (with the reason) and the job goes on."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ PIPELINES: dict[str, Pipeline] = {
             Step("ingest", 10, "Checking the photo"),
             Step("remove_background", 35, "Removing the background"),
             Step("segment", 60, "Finding the garments"),
-            Step("expand", 85, "Completing and tagging garments"),
+            Step("expand", 85, "Completing and tagging garments", optional=True),
             Step("finalize", 100, SAVING),
         ),
     ),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
-from common.schemas import Job, JobUpdate, StageMessage
+from common.schemas import Claim, Job, JobUpdate, StageMessage
 
 JobListener = Callable[[Job], None]
 Unsubscribe = Callable[[], None]
@@ -22,6 +23,16 @@ class JobStore(Protocol):
 
     def advance(self, job_id: str, update: JobUpdate) -> Job:
         """Apply `update` atomically under `schemas.apply_update`'s rules; return the job."""
+        ...
+
+    def claim(
+        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+    ) -> tuple[Job, Claim]:
+        """Atomically claim `stage` for `owner` under `schemas.apply_claim`'s rules."""
+        ...
+
+    def stale(self, updated_before: datetime, limit: int) -> list[Job]:
+        """Jobs neither done nor failed whose last change is older than `updated_before`."""
         ...
 
     def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 
 from common import telemetry
-from common.errors import ClosetError, PermanentError
+from common.errors import ClosetError, PermanentError, TransientError
 from common.pipelines import PIPELINES
 from common.ports import Bus, JobStore
 from common.schemas import (
+    Claim,
+    Job,
     JobError,
     JobStatus,
     JobUpdate,
@@ -31,8 +34,29 @@ class Delivery(StrEnum):
     IGNORED = "ignored"
 
 
-def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> Delivery:
-    """Run `stage` once; raises (so the message is redelivered) only for transient errors."""
+# How long a claim on a step lasts when the caller names no deadline (the local runner).
+DEFAULT_LEASE_S = 600.0
+
+
+class StepLeased(TransientError):
+    """Another delivery of the same message is working on the step: try again later."""
+
+
+def run_stage(
+    stage: Stage,
+    message: StageMessage,
+    jobs: JobStore,
+    bus: Bus,
+    *,
+    lease_s: float = DEFAULT_LEASE_S,
+    max_attempts: int | None = None,
+) -> Delivery:
+    """Run `stage` once; raises (so the message is redelivered) only for transient errors.
+
+    The step is claimed with a lease of `lease_s` first: one copy of a message works, another
+    copy arriving meanwhile is redelivered later. On the last of `max_attempts` deliveries a
+    transient error skips an optional step (the job goes on without it).
+    """
     job = jobs.get(message.job_id)
     if job is None:
         telemetry.message_skipped(message.job_id, stage.name, "no such job")
@@ -45,53 +69,54 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         telemetry.message_skipped(message.job_id, stage.name, f"not a stage of a {job.kind} job")
         return Delivery.IGNORED
     step = flow.step(stage.name)
-    record = job.stages.get(stage.name)
-    if record is not None and record.status.finished:
-        following = flow.next_stage(stage.name)
-        if following is None or following in job.stages:
-            # At-least-once delivery: this step is recorded and the next one has begun.
-            telemetry.message_skipped(message.job_id, stage.name, "step already recorded")
-            return Delivery.DUPLICATE
-        if record.handoff is not None:
-            # Recorded, but the next stage never began: the publish after the record may
-            # have been lost with its instance. Send the recorded message again; the work
-            # itself is not repeated (no second paid call, no rewritten artefacts).
-            _publish(jobs, bus, stage.name, record.status, record.handoff)
-            telemetry.message_skipped(message.job_id, stage.name, "next step republished")
-            return Delivery.DUPLICATE
+    if (record := job.stages.get(stage.name)) is not None and record.status.finished:
+        return _recorded(job, stage.name, jobs, bus)
 
-    attempts = (record.attempts if record else 0) + 1
-    jobs.advance(
-        job.id,
-        JobUpdate(
-            status=JobStatus.RUNNING,
-            stage=stage.name,
-            message=step.activity,
-            stages={
-                stage.name: StageRecord(
-                    status=StageStatus.RUNNING, started_at=utcnow(), attempts=attempts
-                )
-            },
-        ),
-    )
+    owner = uuid.uuid4().hex
+    job, found = jobs.claim(job.id, stage.name, owner, lease_s, step.activity)
+    if found is Claim.CLOSED:
+        telemetry.message_skipped(message.job_id, stage.name, f"job already {job.status}")
+        return Delivery.IGNORED
+    if found is Claim.RECORDED:
+        return _recorded(job, stage.name, jobs, bus)
+    record = job.stages[stage.name]
+    if found is Claim.HELD:
+        lease = record.lease
+        until = lease.expires_at.isoformat() if lease else "?"
+        telemetry.message_skipped(message.job_id, stage.name, f"step leased until {until}")
+        raise StepLeased(f"another delivery works on {stage.name} until {until}")
+    attempts = record.attempts
     telemetry.stage_started(job.id, stage.name, attempts)
+    error: PermanentError | None = None
     with telemetry.timer() as elapsed:
         try:
-            outcome = stage.handle(message)
+            outcome: StageOutcome | None = stage.handle(message)
         except PermanentError as exc:
             outcome = None
             error = exc
         except Exception as exc:
             telemetry.stage_error(job.id, stage.name, exc, attempts)
-            # Keep the last error on the record: the dead-letter handler reports it.
-            jobs.advance(
-                job.id,
-                JobUpdate(
-                    stages={stage.name: StageRecord(status=StageStatus.RUNNING, reason=_why(exc))}
-                ),
-            )
-            raise
+            # Our own count of the step's deliveries, or Pub/Sub's where it is higher (a push
+            # without a dead-letter policy carries none).
+            tries = max(message.attempt, attempts)
+            last = max_attempts is not None and tries >= max_attempts
+            if last and step.optional and isinstance(exc, TransientError):
+                # The job goes on without this step rather than dying for an extra.
+                outcome = StageOutcome(
+                    skipped=f"gave up after {tries} attempts: {_why(exc)}",
+                    cacheable=False,
+                )
+            else:
+                # Keep the last error (and its code) on the record for the dead letter, and
+                # free the step at once for the redelivery.
+                code = exc.code if isinstance(exc, ClosetError) else None
+                failed = StageRecord(
+                    status=StageStatus.RUNNING, reason=_why(exc), code=code, lease=None
+                )
+                jobs.advance(job.id, JobUpdate(stages={stage.name: failed}))
+                raise
     if outcome is None:
+        assert error is not None
         fail_job(jobs, job.id, stage.name, error.code, error.message, ms=elapsed[0])
         return Delivery.FAILED
 
@@ -128,6 +153,7 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
                     ms=elapsed[0],
                     reason=outcome.skipped,
                     handoff=handoff,
+                    lease=None,
                 ),
             },
             source=outcome.source,
@@ -139,6 +165,23 @@ def run_stage(stage: Stage, message: StageMessage, jobs: JobStore, bus: Bus) -> 
         _publish(jobs, bus, stage.name, status, handoff)
     telemetry.stage_finished(job.id, stage.name, elapsed[0], status.value)
     return Delivery.DONE
+
+
+def _recorded(job: Job, stage: str, jobs: JobStore, bus: Bus) -> Delivery:
+    """A delivery of a step already recorded: acknowledged without work."""
+    flow = PIPELINES[job.kind]
+    record = job.stages[stage]
+    following = flow.next_stage(stage)
+    if following is None or following in job.stages or record.handoff is None:
+        # At-least-once delivery: this step is recorded and the next one has begun.
+        telemetry.message_skipped(job.id, stage, "step already recorded")
+        return Delivery.DUPLICATE
+    # Recorded, but the next stage never began: the publish after the record may have been
+    # lost with its instance. Send the recorded message again; the work itself is not repeated
+    # (no second paid call, no rewritten artefacts).
+    _publish(jobs, bus, stage, record.status, record.handoff)
+    telemetry.message_skipped(job.id, stage, "next step republished")
+    return Delivery.DUPLICATE
 
 
 def _publish(
@@ -175,7 +218,7 @@ def fail_job(
             error=JobError(code=code, message=message, stage=stage, retryable=retryable),
             stages={
                 stage: StageRecord(
-                    status=StageStatus.FAILED, ended_at=utcnow(), ms=ms, reason=message
+                    status=StageStatus.FAILED, ended_at=utcnow(), ms=ms, reason=message, lease=None
                 )
             },
         ),
@@ -183,19 +226,34 @@ def fail_job(
 
 
 def dead_letter(jobs: JobStore, message: StageMessage) -> None:
-    """A message that kept failing: the job fails with `stage_failed`, naming stage and error."""
+    """A message Pub/Sub gave up on. The job fails naming the stage, the last error and its
+    code (`backend_unavailable` when a backend kept failing, else `stage_failed`), unless the
+    step is done and the job went on, another delivery still holds it, or the message never
+    reached its function (then the stuck-job watchdog re-drives the job once, and times it out
+    after that). A step recorded whose next message could never be published fails here."""
     job = jobs.get(message.job_id)
     if job is None or job.status.terminal:
         return
     record = job.stages.get(message.stage)
-    last = record.reason if record and record.reason else "no error was recorded"
-    attempts = record.attempts if record else 0
+    if record is None:
+        telemetry.message_skipped(job.id, message.stage, "dead-lettered before any attempt")
+        return
+    flow = PIPELINES[job.kind]
+    following = flow.next_stage(message.stage) if message.stage in flow.stages else None
+    if record.status.finished and (following is None or following in job.stages):
+        telemetry.message_skipped(job.id, message.stage, "dead-lettered after the step was done")
+        return
+    if record.lease is not None and record.lease.expires_at > utcnow():
+        telemetry.message_skipped(job.id, message.stage, "dead-lettered while the step is held")
+        return
+    last = record.reason or "no error was recorded"
+    code = record.code if record.code in ("backend_unavailable",) else "stage_failed"
     fail_job(
         jobs,
         job.id,
         message.stage,
-        "stage_failed",
-        f"{message.stage} failed {attempts} times; last error: {last}",
+        code,
+        f"{message.stage} failed {record.attempts} times; last error: {last}",
         retryable=True,
     )
 

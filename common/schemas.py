@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -54,6 +54,14 @@ class Source(Model):
     sha256: str | None = None
 
 
+class Lease(Model):
+    """Who works on a step now, and until when: a copy of the message finding a live lease of
+    another owner waits (redelivery); an expired one (its holder died) may be taken over."""
+
+    owner: str
+    expires_at: datetime
+
+
 class StageRecord(Model):
     status: StageStatus
     backend: str | None = None
@@ -64,6 +72,9 @@ class StageRecord(Model):
     reason: str | None = None
     handoff: StageMessage | None = None
     """The message this step published (references only), to send again if it was lost."""
+    lease: Lease | None = None
+    code: str | None = None
+    """The error code of the last failed attempt (the dead letter reports it)."""
 
 
 class ImageRef(Model):
@@ -141,6 +152,8 @@ class Job(Model):
     result: Result | None = None
     error: JobError | None = None
     cache_hit: bool = False
+    redrives: int = 0
+    """How often the stuck-job watchdog re-sent the job's pending message (at most once)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
@@ -158,6 +171,48 @@ class JobUpdate(Model):
     result: Result | None = None
     error: JobError | None = None
     cache_hit: bool | None = None
+    redrives: int | None = None
+
+
+class Claim(StrEnum):
+    """What a delivery found when it tried to claim its step."""
+
+    CLAIMED = "claimed"
+    RECORDED = "recorded"
+    """The step is done or skipped already."""
+    HELD = "held"
+    """Another delivery holds a live lease on the step."""
+    CLOSED = "closed"
+    """The job is done or failed."""
+
+
+def apply_claim(
+    job: Job, stage: str, owner: str, lease_s: float, activity: str, now: datetime | None = None
+) -> tuple[Job | None, Claim]:
+    """The job with `stage` claimed by `owner` (None when unchanged), and what was found."""
+    now = now or utcnow()
+    if job.status.terminal:
+        return None, Claim.CLOSED
+    record = job.stages.get(stage)
+    if record is not None and record.status.finished:
+        return None, Claim.RECORDED
+    lease = record.lease if record else None
+    if lease is not None and lease.owner != owner and lease.expires_at > now:
+        return None, Claim.HELD
+    update = JobUpdate(
+        status=JobStatus.RUNNING,
+        stage=stage,
+        message=activity,
+        stages={
+            stage: StageRecord(
+                status=StageStatus.RUNNING,
+                started_at=now,
+                attempts=(record.attempts if record else 0) + 1,
+                lease=Lease(owner=owner, expires_at=now + timedelta(seconds=lease_s)),
+            )
+        },
+    )
+    return apply_update(job, update, now), Claim.CLAIMED
 
 
 def apply_update(job: Job, update: JobUpdate, now: datetime | None = None) -> Job | None:
@@ -185,7 +240,7 @@ def apply_update(job: Job, update: JobUpdate, now: datetime | None = None) -> Jo
         merged = data.stages[name].model_dump() if name in data.stages else {}
         merged.update(record.model_dump(exclude_unset=True))
         data.stages[name] = StageRecord.model_validate(merged)
-    for attr in ("source", "result", "error", "cache_hit"):
+    for attr in ("source", "result", "error", "cache_hit", "redrives"):
         value = getattr(update, attr)
         if value is not None:
             setattr(data, attr, value)

@@ -25,6 +25,9 @@ from common.ports import BlobStore, Bus, JobStore
 from common.runtime import Delivery, Stage, dead_letter, run_stage
 from common.schemas import StageMessage, UploadEvent
 from common.stage import StageContext
+from common.topology import load as load_topology
+
+LEASE_FACTOR = 1.2
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,21 @@ class StageService:
             # is still on the right topic.
             reason = f"message for {decoded.stage} (job {decoded.job_id})"
             return _acknowledged(name, event, reason, logging.WARNING)
-        return run_stage(self.stage, decoded, self.ports.jobs, self.ports.bus)
+        return self._run(decoded)
+
+    def _run(self, message: StageMessage) -> Delivery:
+        topology = load_topology()
+        spec = topology.function(self.stage.name)
+        return run_stage(
+            self.stage,
+            message,
+            self.ports.jobs,
+            self.ports.bus,
+            # A little longer than the time Pub/Sub waits for an answer: a copy redelivered
+            # while the first still works finds the step held.
+            lease_s=spec.ack_deadline_s * LEASE_FACTOR,
+            max_attempts=topology.max_delivery_attempts,
+        )
 
     def on_upload(self, event: CloudEvent, upload: UploadEvent, attempt: int | None) -> Delivery:
         return _acknowledged(
@@ -162,7 +179,7 @@ class IngestService(StageService):
         if attempt:
             message = message.model_copy(update={"attempt": attempt})
         if message.stage == self.stage.name:
-            return run_stage(self.stage, message, self.ports.jobs, self.ports.bus)
+            return self._run(message)
         if job.status.terminal or message.stage in job.stages:
             reason = f"{job.kind} job {job.id} already began at {message.stage}"
             return _acknowledged(self.stage.name, event, reason, logging.INFO)

@@ -117,6 +117,26 @@ class BadInput:
     """The documented error code, or None when the pipeline must complete the job."""
 
 
+def gray_png_with_transparency(bit_depth: int = 1, trns: bytes = b"\x00\x00") -> bytes:
+    """A grayscale PNG (1-bit by default) whose tRNS chunk names a transparent gray level: the
+    exotic file that once made a colour conversion raise ValueError (taken for transient)."""
+    width, height = 96, 72
+    row = (width * bit_depth + 7) // 8
+    pixels = b"".join(
+        b"\x00"
+        + bytes(0xFF if 20 <= y < 52 and 24 <= x * 8 // bit_depth < 72 else 0 for x in range(row))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"tRNS", trns)
+        + _chunk(b"IDAT", zlib.compress(pixels))
+        + _chunk(b"IEND", b"")
+    )
+
+
 def bad_inputs() -> list[BadInput]:
     return [
         BadInput("empty", "empty.jpg", b"", "invalid_image"),
@@ -130,4 +150,11 @@ def bad_inputs() -> list[BadInput]:
         BadInput("palette-transparency", "sticker.png", palette_with_transparency(), None),
         BadInput("animated-gif", "anim.gif", animated_gif(), None),
         BadInput("exif-rotated-jpeg", "rotated.jpg", exif_rotated_jpeg(), None),
+        BadInput("gray-1-bit-transparency", "bits.png", gray_png_with_transparency(), None),
+        BadInput(
+            "gray-transparency-garbled",
+            "garbled.png",
+            gray_png_with_transparency(8, b"\x07"),
+            "invalid_image",
+        ),
     ]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from common.ports import JobListener, Unsubscribe
-from common.schemas import Job, JobUpdate, apply_update
+from common.schemas import Claim, Job, JobUpdate, apply_claim, apply_update
 
 COLLECTION = "jobs"
 # Contention between instances aborts a transaction, which is then retried from the read.
@@ -70,25 +71,53 @@ class FirestoreJobStore:
         return from_document(data) if data is not None else None
 
     def advance(self, job_id: str, update: JobUpdate) -> Job:
+        return self._transact(job_id, lambda job: (apply_update(job, update), None))[0]
+
+    def claim(
+        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+    ) -> tuple[Job, Claim]:
+        job, found = self._transact(
+            job_id, lambda job: apply_claim(job, stage, owner, lease_s, activity)
+        )
+        assert found is not None
+        return job, found
+
+    def stale(self, updated_before: datetime, limit: int) -> list[Job]:
+        # Needs the composite index (status, updatedAt) that infra/ declares.
+        query = (
+            self._jobs.where(filter=FieldFilter("status", "in", ["queued", "running"]))
+            .where(filter=FieldFilter("updatedAt", "<", updated_before))
+            .order_by("updatedAt")
+            .limit(limit)
+        )
+        documents = (snapshot.to_dict() for snapshot in query.stream())
+        return [from_document(data) for data in documents if data is not None]
+
+    def _transact(
+        self, job_id: str, change: Callable[[Job], tuple[Job | None, Claim | None]]
+    ) -> tuple[Job, Claim | None]:
+        """Read, change and write the job in one transaction; None from `change` writes nothing."""
         reference = self._jobs.document(job_id)
 
         @firestore.transactional
-        def apply(transaction: firestore.Transaction) -> Job:
+        def apply(transaction: firestore.Transaction) -> tuple[Job, Claim | None]:
             snapshot = reference.get(transaction=transaction)
             data = snapshot.to_dict() if snapshot.exists else None
             if data is None:
                 raise KeyError(job_id)
             job = from_document(data)
-            changed = apply_update(job, update)
+            changed, found = change(job)
             if changed is None:
-                return job
+                return job, found
             transaction.set(reference, to_document(changed))
-            return changed
+            return changed, found
 
         # Transactions of one process on one document would only abort each other (and the
         # emulator resolves that with a 2 s lock timeout per conflict): let them take turns.
         with self._locks[hash(job_id) % LOCK_STRIPES]:
-            result: Job = apply(self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+            result: tuple[Job, Claim | None] = apply(
+                self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+            )
         return result
 
     def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from datetime import datetime
 
 from common.ports import JobListener, Unsubscribe
-from common.schemas import Job, JobUpdate, apply_update
+from common.schemas import Claim, Job, JobUpdate, apply_claim, apply_update
 
 
 class MemoryJobStore:
@@ -38,6 +39,27 @@ class MemoryJobStore:
             self._jobs[job_id] = changed
         self._notify(job_id)
         return changed.model_copy(deep=True)
+
+    def claim(
+        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+    ) -> tuple[Job, Claim]:
+        with self._lock:
+            job = self._jobs[job_id]
+            changed, found = apply_claim(job, stage, owner, lease_s, activity)
+            if changed is None:
+                return job.model_copy(deep=True), found
+            self._jobs[job_id] = changed
+        self._notify(job_id)
+        return changed.model_copy(deep=True), found
+
+    def stale(self, updated_before: datetime, limit: int) -> list[Job]:
+        with self._lock:
+            found = [
+                job.model_copy(deep=True)
+                for job in self._jobs.values()
+                if not job.status.terminal and job.updated_at < updated_before
+            ]
+        return sorted(found, key=lambda job: job.updated_at)[:limit]
 
     def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:
         with self._lock:

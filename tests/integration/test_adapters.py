@@ -23,6 +23,7 @@ from common.cloud import cloud_ports
 from common.config import Settings
 from common.errors import InvalidImage, TransientError
 from common.schemas import (
+    Claim,
     Job,
     JobError,
     JobStatus,
@@ -31,6 +32,7 @@ from common.schemas import (
     StageMessage,
     StageRecord,
     StageStatus,
+    utcnow,
 )
 from common.topology import DECLARATION
 from tests.integration.conftest import PROJECT, UPLOADS_BUCKET
@@ -414,3 +416,54 @@ def test_cloud_ports_reach_the_emulators_without_credentials(
     assert dict(pull(subscriber, subscription).attributes)["jobId"] == job.id
     assert url == f"gs://{bucket}/work/{job.id}/cutout.png"
     assert storage_client.bucket(bucket).blob(f"work/{job.id}/cutout.png").exists()
+
+
+def test_claim_lets_one_of_two_instances_work_and_the_other_wait(
+    firestore_client: Any,
+) -> None:
+    job = new_job()
+    FirestoreJobStore(firestore_client).create(job)
+    instances = [FirestoreJobStore(firestore_client), FirestoreJobStore(firestore.Client(PROJECT))]
+    start = threading.Barrier(2)
+
+    def claim(store: FirestoreJobStore, owner: str) -> Claim:
+        start.wait()
+        return store.claim(job.id, "segment", owner, 60, "Finding the garments")[1]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = sorted(pool.map(claim, instances, ["instance-a", "instance-b"]))
+
+    assert found == sorted([Claim.CLAIMED, Claim.HELD])
+    stored = instances[0].get(job.id)
+    assert stored is not None
+    record = stored.stages["segment"]
+    assert record.attempts == 1 and record.lease is not None
+    assert record.lease.owner in ("instance-a", "instance-b")
+
+
+def test_claim_of_a_recorded_step_or_a_finished_job_changes_nothing(
+    jobs: FirestoreJobStore,
+) -> None:
+    job = new_job()
+    jobs.create(job)
+    jobs.advance(job.id, JobUpdate(stages={"segment": StageRecord(status=StageStatus.DONE)}))
+
+    _, recorded = jobs.claim(job.id, "segment", "me", 60, "Finding the garments")
+    jobs.advance(job.id, JobUpdate(status=JobStatus.FAILED))
+    _, closed = jobs.claim(job.id, "expand", "me", 60, "Tagging")
+
+    assert (recorded, closed) == (Claim.RECORDED, Claim.CLOSED)
+
+
+def test_stale_finds_unfinished_jobs_not_changed_for_a_while(jobs: FirestoreJobStore) -> None:
+    waiting, finished = new_job(), new_job()
+    jobs.create(waiting)
+    jobs.create(finished)
+    jobs.advance(finished.id, JobUpdate(status=JobStatus.DONE))
+    time.sleep(0.05)
+    cutoff = utcnow()
+
+    found = {job.id for job in jobs.stale(cutoff, 500)}
+
+    assert waiting.id in found and finished.id not in found
+    assert all(job.updated_at < cutoff for job in jobs.stale(cutoff, 500))

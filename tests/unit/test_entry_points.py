@@ -252,8 +252,18 @@ def test_ingest_acks_events_that_start_no_job(ports: Ports, golden: str) -> None
     assert len(ports.bus) == 0
 
 
-def test_dead_letter_fails_the_job_naming_stage_and_last_error(ports: Ports) -> None:
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(None, "stage_failed"), ("backend_unavailable", "backend_unavailable")],
+)
+def test_dead_letter_fails_the_job_naming_stage_and_last_error(
+    ports: Ports, code: str | None, expected: str
+) -> None:
     arrange_segment_job(ports)
+    failing = StageRecord(
+        status=StageStatus.RUNNING, attempts=5, reason="KeyError: 'mask'", code=code
+    )
+    ports.jobs.advance(JOB_ID, JobUpdate(stages={"segment": failing}))
     client = client_for("dead_letter")
 
     response = post_binary(client, load_golden("pubsub-push-dead-letter"))
@@ -263,7 +273,22 @@ def test_dead_letter_fails_the_job_naming_stage_and_last_error(ports: Ports) -> 
     assert job is not None
     assert job.status is JobStatus.FAILED
     assert job.error is not None
-    assert (job.error.code, job.error.stage) == ("stage_failed", "segment")
+    assert (job.error.code, job.error.stage) == (expected, "segment")
+    assert "5 times" in job.error.message and "KeyError" in job.error.message
+
+
+def test_dead_letter_leaves_a_job_whose_message_never_reached_its_function(
+    ports: Ports,
+) -> None:
+    """No attempt was recorded: the function was down. The watchdog re-drives such a job."""
+    arrange_segment_job(ports)
+    client = client_for("dead_letter")
+
+    response = post_binary(client, load_golden("pubsub-push-dead-letter"))
+
+    assert response.status_code == 200
+    job = ports.jobs.get(JOB_ID)
+    assert job is not None and not job.status.terminal
 
 
 def tryon_upload_golden(name: str = "users/alice/tryon/me.jpg") -> dict[str, Any]:

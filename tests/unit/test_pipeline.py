@@ -139,14 +139,15 @@ def test_transient_failure_is_retried_and_the_job_completes(tmp_path):
     assert background.calls == 3
 
 
-def test_persistent_failure_is_dead_lettered_as_stage_failed(tmp_path):
+def test_a_required_backend_that_stays_down_fails_with_backend_unavailable(tmp_path):
     background = CountingBackground(failures=100)
     pipeline = make_pipeline(tmp_path, background, max_attempts=3)
 
     job = pipeline.process(jpeg(badinputs.garment_photo()), "a.jpg")
 
     assert job.status is JobStatus.FAILED
-    assert job.error is not None and job.error.code == "stage_failed"
+    assert job.error is not None and job.error.code == "backend_unavailable"
+    assert job.error.retryable
     assert job.error.stage == "remove_background" and "503" in job.error.message
     assert background.calls == 3
 

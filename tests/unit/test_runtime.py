@@ -1,11 +1,14 @@
 """The stage runtime: delivery rules shared by every stage, local or cloud."""
 
+import threading
+import time
+
 import pytest
 
 from common.adapters.inline import InlineBus
 from common.adapters.memory import MemoryJobStore
 from common.errors import InvalidImage, TransientError
-from common.runtime import Delivery, StageOutcome, dead_letter, run_stage
+from common.runtime import Delivery, StageOutcome, StepLeased, dead_letter, run_stage
 from common.schemas import Job, JobStatus, Source, StageMessage, StageStatus
 
 
@@ -156,7 +159,8 @@ def test_dead_letter_fails_the_job_naming_stage_and_last_error(jobs):
 
     job = jobs.get("job-000001")
     assert job is not None and job.status is JobStatus.FAILED
-    assert job.error is not None and job.error.code == "stage_failed"
+    # The backend kept answering transient errors: the code says so.
+    assert job.error is not None and job.error.code == "backend_unavailable"
     assert job.error.stage == "expand" and "429 quota" in job.error.message
 
 
@@ -167,3 +171,107 @@ def test_messages_for_finished_jobs_are_ignored(jobs):
     delivery = run_stage(later, message("segment"), jobs, InlineBus())
 
     assert delivery is Delivery.IGNORED and later.calls == 0
+
+
+class BlockingStage(CountingStage):
+    """Works until the test lets it finish: a delivery in flight."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def handle(self, message: StageMessage) -> StageOutcome:
+        self.started.set()
+        assert self.release.wait(10)
+        return super().handle(message)
+
+
+def test_two_copies_at_once_do_the_work_once(jobs):
+    stage = BlockingStage("expand")
+    bus = InlineBus()
+    first = threading.Thread(target=run_stage, args=(stage, message("expand"), jobs, bus))
+    first.start()
+    assert stage.started.wait(10)
+
+    # The copy finds a live lease of another delivery: redelivered later, nothing done.
+    with pytest.raises(StepLeased):
+        run_stage(stage, message("expand"), jobs, bus)
+    stage.release.set()
+    first.join()
+    later = run_stage(stage, message("expand"), jobs, bus)
+
+    assert stage.calls == 1 and later is Delivery.DUPLICATE
+    job = jobs.get("job-000001")
+    assert job is not None and job.stages["expand"].attempts == 1
+    assert job.stages["expand"].lease is None
+    # The late copy found the next step not begun yet: it sent the recorded message again.
+    sent = [bus.pop() for _ in range(len(bus))]
+    assert {m.stage for m in sent if m is not None} == {"finalize"}
+
+
+def test_an_expired_lease_of_a_dead_holder_is_taken_over(jobs):
+    # A holder claimed the step and died (its process was killed) without recording it.
+    jobs.claim("job-000001", "segment", "dead-instance", 0.05, "Finding the garments")
+    stage = CountingStage("segment")
+    with pytest.raises(StepLeased):
+        run_stage(stage, message("segment"), jobs, InlineBus(), lease_s=30)
+    time.sleep(0.1)
+
+    delivery = run_stage(stage, message("segment"), jobs, InlineBus())
+
+    assert delivery is Delivery.DONE and stage.calls == 1
+    job = jobs.get("job-000001")
+    assert job is not None and job.stages["segment"].attempts == 2
+
+
+def test_a_transient_failure_frees_the_step_at_once(jobs):
+    stage = CountingStage("segment", TransientError("503 from the model"))
+    with pytest.raises(TransientError):
+        run_stage(stage, message("segment"), jobs, InlineBus())
+    stage.error = None
+
+    delivery = run_stage(stage, message("segment"), jobs, InlineBus())
+
+    assert delivery is Delivery.DONE and stage.calls == 2
+
+
+def test_the_last_attempt_of_an_optional_step_skips_it_and_the_job_goes_on(jobs):
+    stage = CountingStage("expand", TransientError("503 overloaded"))
+    bus = InlineBus()
+    for _ in range(2):
+        with pytest.raises(TransientError):
+            run_stage(stage, message("expand"), jobs, bus, max_attempts=3)
+
+    delivery = run_stage(stage, message("expand"), jobs, bus, max_attempts=3)
+
+    job = jobs.get("job-000001")
+    assert delivery is Delivery.DONE and job is not None
+    record = job.stages["expand"]
+    assert record.status is StageStatus.SKIPPED and record.attempts == 3
+    assert record.reason is not None and "gave up after 3 attempts" in record.reason
+    following = bus.pop()
+    assert following is not None and following.stage == "finalize"
+    assert following.cacheable is False
+
+
+def test_the_last_attempt_of_a_required_step_still_raises(jobs):
+    stage = CountingStage("segment", TransientError("503 overloaded"))
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            run_stage(stage, message("segment"), jobs, InlineBus(), max_attempts=3)
+
+    dead_letter(jobs, message("segment"))
+
+    job = jobs.get("job-000001")
+    assert job is not None and job.error is not None
+    assert job.error.code == "backend_unavailable" and "3 times" in job.error.message
+
+
+def test_the_dead_letter_leaves_a_step_another_delivery_holds(jobs):
+    jobs.claim("job-000001", "segment", "live-instance", 60, "Finding the garments")
+
+    dead_letter(jobs, message("segment"))
+
+    job = jobs.get("job-000001")
+    assert job is not None and not job.status.terminal

@@ -278,7 +278,7 @@ def test_fashn_answering_503_forever_is_dead_lettered(tmp_path: Path, fashn: Fak
     job = tryon(pipeline, item)
 
     assert job.status is JobStatus.FAILED
-    assert job.error is not None and job.error.code == "stage_failed"
+    assert job.error is not None and job.error.code == "backend_unavailable"
     assert job.error.stage == "tryon_generate" and "503" in job.error.message
 
 
