@@ -89,8 +89,8 @@ def test_other_libraries_log_through_the_same_handler(restore_logging):
     stream = io.StringIO()
     telemetry.configure(logging.INFO, human=False, stream=stream)
 
-    logging.getLogger("google.api_core.retry").warning("retrying publish")
-    logging.getLogger("urllib3").info("below the libraries' level: not written")
+    logging.getLogger("tests.a_library").warning("retrying publish")
+    logging.getLogger("tests.a_library").info("below the libraries' level: not written")
 
     [entry] = lines(stream)
     assert entry["message"] == "retrying publish" and entry["severity"] == "WARNING"
