@@ -219,16 +219,21 @@ def run(args: argparse.Namespace) -> int:
             pool.submit(_process, pipelines, path, labels[path], args.uid, progress): path
             for path in images
         }
-        for future in as_completed(futures):
-            path = futures[future]
-            job, seconds = future.result()
-            progress.finish(labels[path])
-            folder = out_dir / job.id
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "job.json").write_text(json.dumps(job.to_wire(), indent=2) + "\n")
-            jobs[path] = job
-            if not args.json:
-                print(summary(job, path, out_dir, seconds), flush=True)
+        try:
+            for future in as_completed(futures):
+                path = futures[future]
+                job, seconds = future.result()
+                progress.finish(labels[path])
+                folder = out_dir / job.id
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "job.json").write_text(json.dumps(job.to_wire(), indent=2) + "\n")
+                jobs[path] = job
+                if not args.json:
+                    print(summary(job, path, out_dir, seconds), flush=True)
+        except BaseException:
+            # Ctrl-C or an error: the photos not started yet are not started at all.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     ordered = [jobs[path] for path in images]
     if args.json:
