@@ -1,117 +1,273 @@
-"""`closet`: the command line (see the CLI contract in DESIGN.md)."""
+"""`closet`: the command line (see the CLI contract in DESIGN.md).
+
+Every user mistake (a path, a state file, missing credentials, a bad value) is one line on
+stderr naming what is wrong and what to do, and exit code 2; never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from queue import SimpleQueue
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
 
 from common import cache, telemetry
 from common.backends.tryon.base import CATEGORIES
-from common.config import Settings
+from common.config import Settings, effective
 from common.errors import ConfigurationError
-from common.schemas import Job, JobStatus
+from common.progress import JobsProgress
+from common.schemas import Job, JobStatus, StageStatus
 
 if TYPE_CHECKING:
     from common.pipeline import LocalPipeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+DEFAULT_OUT = Path("closet-out")
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+
+EPILOG = """\
+exit codes:
+  0  every job is done
+  1  a job failed (its job.json says why), or a watched job did not finish in time
+  2  a usage or configuration error (one line on stderr says what to fix)
+
+main variables (`closet config` shows all of them, with where each value came from):
+  CLOSET_BACKGROUND_BACKEND   classic (default), u2net, space, removebg
+  CLOSET_SEGFORMER_PATH       local SegFormer weights: one item per garment
+  GEMINI_API_KEY              tags attributes and completes cut-off garments
+  CLOSET_OUTPUT_FORMAT        webp (default), jpeg, png
+  GOOGLE_CLOUD_PROJECT        project for `submit`, `watch` and `dev`
+"""
 
 
-class ProgressView:
-    """Live progress of one job, fed by the job store's listener: a bar on a terminal."""
+class UsageError(Exception):
+    """A user mistake: reported as one line and exit code 2."""
 
-    WIDTH = 24
 
-    def __init__(self, label: str, stream: TextIO) -> None:
-        self.label = label
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last: tuple[object, ...] | None = None
+# -- closet run ----------------------------------------------------------------------------
 
-    def __call__(self, job: Job) -> None:
-        state = (job.status, job.stage, job.progress, job.message)
-        if state == self._last:
-            return
-        self._last = state
-        if self.tty:
-            filled = self.WIDTH * job.progress // 100
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
-            line = f"\r\x1b[2K{self.label} [{bar}] {job.progress:3d}% {job.message}"
-            self.stream.write(line[:200])
+
+def _images_in(folder: Path, recursive: bool, skip: Path) -> list[Path]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in candidates:
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_relative_to(skip):
+            continue  # our own outputs, when --out lies inside the folder
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def expand_images(arguments: Sequence[Path], recursive: bool, out_dir: Path) -> list[Path]:
+    """Files as given, folders as the images they hold; a wrong path is a `UsageError`."""
+    images: list[Path] = []
+    for argument in arguments:
+        if argument.is_dir():
+            found = _images_in(argument, recursive, out_dir.resolve())
+            if not found:
+                hint = "" if recursive else " (add --recursive for its subfolders)"
+                raise UsageError(
+                    f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {argument}{hint}"
+                )
+            images += found
+        elif argument.is_file():
+            images.append(argument)
+        elif argument.exists():
+            raise UsageError(f"{argument} is neither a file nor a folder")
         else:
-            self.stream.write(f"{self.label}: {job.progress:3d}% {job.stage}: {job.message}\n")
-        self.stream.flush()
+            raise UsageError(f"no such file or folder: {argument}")
+    for image in images:
+        try:
+            with image.open("rb"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot read {image}: {exc.strerror}") from None
+    return images
 
-    def close(self) -> None:
-        if self.tty and self._last is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+
+def prepare_out(out_dir: Path) -> None:
+    """Create `--out` and prove it writable, or say why it cannot be used."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file, not a folder: name a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out_dir} is not a writable folder ({exc.strerror}): name another one"
+        ) from None
 
 
-def _job_folder(job: Job, out_dir: Path) -> Path:
+def job_id_for(path: Path) -> str:
+    """`<stem>-<short id>`: the output folder says which photo it came from."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-_")[:40] or "image"
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+SINGLE_MODE = "single-garment mode (set CLOSET_SEGFORMER_PATH for one item per garment)"
+
+
+def describe_stages(job: Job) -> list[str]:
+    """Which backend each stage ran, and why a stage was skipped."""
+    ran = []
+    skipped = []
+    for name, record in job.stages.items():
+        if record.status is StageStatus.SKIPPED:
+            skipped.append(f"{name}: {record.reason or 'no reason given'}")
+        elif record.backend:
+            note = f": {SINGLE_MODE}" if record.backend == "single" else ""
+            ran.append(f"{name}={record.backend}{note}")
+    lines = []
+    if ran:
+        lines.append(f"backends: {', '.join(ran)}")
+    if skipped:
+        lines.append(f"skipped:  {'; '.join(skipped)}")
+    return lines
+
+
+def job_folder(job: Job, out_dir: Path) -> Path:
     """Where a job's job.json goes: beside its images (`tryon/` for try-ons)."""
     return out_dir / cache.results_prefix(job.kind, job.id)
 
 
-def _summary(job: Job, path: Path, out_dir: Path, seconds: float) -> str:
-    folder = _job_folder(job, out_dir)
+def write_job(job: Job, out_dir: Path) -> None:
+    folder = job_folder(job, out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.json").write_text(json.dumps(job.to_wire(), indent=2) + "\n")
+
+
+def summary(job: Job, path: Path, out_dir: Path, seconds: float) -> str:
+    folder = job_folder(job, out_dir)
+    details = [*describe_stages(job)]
     if job.status is JobStatus.DONE and job.result is not None:
         labels = ", ".join(item.label for item in job.result.items)
         cached = " (cache hit)" if job.cache_hit else ""
         count = len(job.result.items)
-        return (
-            f"done    {path}: {count} item(s): {labels} in {seconds:.2f} s{cached}\n"
-            f"        outputs: {folder}\n"
-            f"        job document: {folder / 'job.json'}"
-        )
-    error = job.error
-    reason = f"{error.code}: {error.message}" if error else job.message
-    return f"failed  {path}: {reason}\n        job document: {folder / 'job.json'}"
+        noun = "item" if count == 1 else "items"
+        head = f"done    {path}: {count} {noun}: {labels} in {seconds:.2f} s{cached}"
+        details.append(f"outputs:  {folder}")
+    else:
+        error = job.error
+        reason = f"{error.code}: {error.message}" if error else job.message
+        head = f"failed  {path}: {reason}"
+    details.append(f"job document: {folder / 'job.json'}")
+    return "\n".join([head, *(f"        {line}" for line in details)])
 
 
-def _local_pipeline(command: str, out_dir: Path) -> LocalPipeline | None:
-    """The in-process pipeline writing under `out_dir`; None (after saying why) when the
-    configuration is wrong."""
+def labels_for(images: Sequence[Path]) -> dict[Path, str]:
+    """File names for the progress display; whole paths only where two names are alike."""
+    names = [path.name for path in images]
+    return {path: path.name if names.count(path.name) == 1 else str(path) for path in images}
+
+
+def _process(
+    pipelines: SimpleQueue[LocalPipeline],
+    path: Path,
+    label: str,
+    uid: str,
+    progress: JobsProgress,
+    *,
+    folder: str = "",
+    metadata: dict[str, str] | None = None,
+) -> tuple[Job, float]:
+    """One upload through the pipeline its folder picks (`tryon/`: a try-on)."""
+    pipeline = pipelines.get()
     try:
-        settings = Settings.from_env()
-        if settings.local_root is None:
-            # Uploads and intermediate artefacts stay next to the results they produced.
-            settings = dataclasses.replace(settings, local_root=out_dir / ".closet")
-        # Imported here so `closet --help` stays instant: loading models takes seconds.
-        from common.pipeline import LocalPipeline
+        started = time.perf_counter()
+        event = pipeline.upload(
+            path.read_bytes(), path.name, uid, str(time.time_ns()), folder=folder
+        )
+        tags = {**(metadata or {}), "job-id": job_id_for(path)}
+        event = event.model_copy(update={"metadata": tags})
+        job = pipeline.start(event)
+        unsubscribe = pipeline.jobs.listen(job.id, progress.track(label))
+        try:
+            pipeline.drain()
+        finally:
+            unsubscribe()
+        final = pipeline.jobs.get(job.id)
+        assert final is not None
+        return final, time.perf_counter() - started
+    finally:
+        pipelines.put(pipeline)
 
-        return LocalPipeline(settings, results_dir=out_dir)
-    except ConfigurationError as exc:
-        print(f"closet {command}: configuration error: {exc}", file=sys.stderr)
-        return None
+
+def local_settings(out_dir: Path) -> Settings:
+    settings = Settings.from_env()
+    if settings.local_root is None:
+        # Uploads and intermediate artefacts stay next to the results they produced.
+        settings = settings.replace(local_root=out_dir / ".closet")
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
-    paths: list[Path] = args.images
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        print(f"closet run: error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_USAGE
     out_dir: Path = args.out
-    pipeline = _local_pipeline("run", out_dir)
-    if pipeline is None:
-        return EXIT_USAGE
-    jobs = [_run_one(pipeline, path, args.uid, out_dir, quiet=args.json) for path in paths]
+    images = expand_images(args.images, args.recursive, out_dir)
+    prepare_out(out_dir)
+    settings = local_settings(out_dir)
+    # Imported here so `closet --help` stays instant: loading models takes seconds.
+    from common.backends.lazy import Backends
+    from common.pipeline import LocalPipeline
 
+    backends = Backends(settings)  # shared: each model loads once, whatever the worker count
+    workers = max(1, min(args.workers, len(images)))
+    pipelines: SimpleQueue[LocalPipeline] = SimpleQueue()
+    for _ in range(workers):
+        pipelines.put(LocalPipeline(settings, results_dir=out_dir, backends=backends))
+
+    jobs: dict[Path, Job] = {}
+    labels = labels_for(images)
+    with (
+        JobsProgress(Console(stderr=True), len(images)) as progress,
+        ThreadPoolExecutor(workers, thread_name_prefix="closet-run") as pool,
+    ):
+        futures = {
+            pool.submit(_process, pipelines, path, labels[path], args.uid, progress): path
+            for path in images
+        }
+        try:
+            for future in as_completed(futures):
+                path = futures[future]
+                job, seconds = future.result()
+                progress.finish(labels[path])
+                write_job(job, out_dir)
+                jobs[path] = job
+                if not args.json:
+                    print(summary(job, path, out_dir, seconds), flush=True)
+        except BaseException:
+            # Ctrl-C or an error: the photos not started yet are not started at all.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    ordered = [jobs[path] for path in images]
     if args.json:
-        json.dump([job.to_wire() for job in jobs], sys.stdout, indent=2)
+        json.dump([job.to_wire() for job in ordered], sys.stdout, indent=2)
         sys.stdout.write("\n")
-    return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
+    return EXIT_OK if all(job.status is JobStatus.DONE for job in ordered) else EXIT_FAILED
+
+
+# -- closet tryon ---------------------------------------------------------------------------
 
 
 def tryon(args: argparse.Namespace) -> int:
@@ -119,93 +275,91 @@ def tryon(args: argparse.Namespace) -> int:
     item of an earlier `closet run` output (`DIR/<jobId>/items/<n>-<label>.webp`)."""
     person: Path = args.person
     garment: Path = args.garment
-    missing = [str(p) for p in (person, garment) if not p.is_file()]
-    if missing:
-        print(f"closet tryon: error: no such file: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_USAGE
+    for path in (person, garment):
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
     out_dir: Path = args.out
-    pipeline = _local_pipeline("tryon", out_dir)
-    if pipeline is None:
-        return EXIT_USAGE
+    prepare_out(out_dir)
+    settings = local_settings(out_dir)
+    from common.backends.lazy import Backends
+    from common.pipeline import LocalPipeline
 
-    job_json = garment.parent.parent / "job.json"
-    if garment.parent.name == "items" and job_json.is_file():
-        closet = pipeline.adopt(job_json)
-        index = garment.name.partition("-")[0]
-    else:
-        closet = _run_one(pipeline, garment, args.uid, out_dir, quiet=args.json)
-        index = "0"
-    jobs = [closet]
-    if closet.status is JobStatus.DONE:
-        metadata = {"garment": f"{closet.id}/items/{index}"}
-        if args.category:
-            metadata["category"] = args.category
-        jobs.append(
-            _run_one(
-                pipeline,
-                person,
-                closet.uid,
-                out_dir,
-                quiet=args.json,
-                folder="tryon/",
-                metadata=metadata,
-            )
-        )
+    pipeline = LocalPipeline(settings, results_dir=out_dir, backends=Backends(settings))
+    pipelines: SimpleQueue[LocalPipeline] = SimpleQueue()
+    pipelines.put(pipeline)
+    jobs: list[Job] = []
+    with JobsProgress(Console(stderr=True), 2) as progress:
+
+        def one(path: Path, uid: str, **upload: Any) -> Job:
+            job, seconds = _process(pipelines, path, path.name, uid, progress, **upload)
+            progress.finish(path.name)
+            write_job(job, out_dir)
+            if not args.json:
+                print(summary(job, path, out_dir, seconds), flush=True)
+            return job
+
+        job_json = garment.parent.parent / "job.json"
+        if garment.parent.name == "items" and job_json.is_file():
+            closet = pipeline.adopt(job_json)
+            index = garment.name.partition("-")[0]
+        else:
+            closet = one(garment, args.uid)
+            index = "0"
+        jobs.append(closet)
+        if closet.status is JobStatus.DONE:
+            metadata = {"garment": f"{closet.id}/items/{index}"}
+            if args.category:
+                metadata["category"] = args.category
+            jobs.append(one(person, closet.uid, folder="tryon/", metadata=metadata))
     if args.json:
         json.dump([job.to_wire() for job in jobs], sys.stdout, indent=2)
         sys.stdout.write("\n")
     return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
 
 
-def _run_one(
-    pipeline: LocalPipeline,
-    path: Path,
-    uid: str,
-    out_dir: Path,
-    *,
-    quiet: bool,
-    folder: str = "",
-    metadata: dict[str, str] | None = None,
-) -> Job:
-    """One upload through its pipeline with live progress; writes its job.json."""
-    started = time.perf_counter()
-    event = pipeline.upload(
-        path.read_bytes(), path.name, uid, str(time.time_ns()), folder=folder, metadata=metadata
-    )
-    job = pipeline.start(event)
-    view = ProgressView(path.name, sys.stderr)
-    unsubscribe = pipeline.jobs.listen(job.id, view)
-    try:
-        pipeline.drain()
-    finally:
-        unsubscribe()
-        view.close()
-    final = pipeline.jobs.get(job.id)
-    assert final is not None
-    job_folder = _job_folder(final, out_dir)
-    job_folder.mkdir(parents=True, exist_ok=True)
-    (job_folder / "job.json").write_text(json.dumps(final.to_wire(), indent=2) + "\n")
-    if not quiet:
-        print(_summary(final, path, out_dir, time.perf_counter() - started), flush=True)
-    return final
+# -- closet submit / watch -------------------------------------------------------------------
 
 
-def _load_state(path: Path | None) -> None:
+def load_state(path: Path | None) -> None:
     """Point the client libraries at a `closet dev` stack described by its state file."""
     if path is None:
         return
-    state = json.loads(path.read_text())
-    os.environ.update(state.get("env", {}))
+    fix = f"start `closet dev --state {path}` and pass the file it writes"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"state file {path} does not exist: {fix}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read state file {path} ({exc.strerror}): {fix}") from None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"state file {path} is not JSON ({exc.msg}, line {exc.lineno})") from None
+    env = state.get("env") if isinstance(state, dict) else None
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise UsageError(f"state file {path} has no `env` of `closet dev`: {fix}")
+    os.environ.update(env)
+
+
+@contextmanager
+def google_credentials() -> Iterator[None]:
+    """Missing application default credentials is a usage error, not a traceback."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        yield
+    except DefaultCredentialsError:
+        raise UsageError(
+            "no Google Cloud credentials: run `gcloud auth application-default login`, "
+            "set GOOGLE_APPLICATION_CREDENTIALS, or pass --state FILE of `closet dev`"
+        ) from None
 
 
 def _watch(job_id: str, settings: Settings, args: argparse.Namespace) -> int:
     from common.submit import follow
 
-    view = ProgressView(job_id[:12], sys.stderr)
-    try:
-        job = follow(job_id, settings, view, args.timeout)
-    finally:
-        view.close()
+    with JobsProgress(Console(stderr=True), 1) as progress, google_credentials():
+        job = follow(job_id, settings, progress.track(job_id), args.timeout)
     if job is None:
         print(f"closet: job {job_id} did not finish within {args.timeout:.0f} s", file=sys.stderr)
         return EXIT_FAILED
@@ -214,6 +368,8 @@ def _watch(job_id: str, settings: Settings, args: argparse.Namespace) -> int:
     elif job.status is JobStatus.DONE and job.result is not None:
         labels = ", ".join(item.label for item in job.result.items)
         print(f"done    {job.id}: {len(job.result.items)} item(s): {labels}")
+        for line in describe_stages(job):
+            print(f"        {line}")
         for item in job.result.items:
             print(f"        {item.image.url}")
     else:
@@ -224,31 +380,64 @@ def _watch(job_id: str, settings: Settings, args: argparse.Namespace) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     if not args.image.is_file():
-        print(f"closet submit: error: no such file: {args.image}", file=sys.stderr)
-        return EXIT_USAGE
-    _load_state(args.state)
+        raise UsageError(f"no such file: {args.image}")
+    load_state(args.state)
     settings = Settings.from_env()
     from common.submit import upload
 
-    if args.tryon:
-        metadata = {"garment": args.tryon}
-        if args.category:
-            metadata["category"] = args.category
-        job_id = upload(args.image, args.uid, settings, folder="tryon/", metadata=metadata)
-    else:
-        job_id = upload(args.image, args.uid, settings)
+    with google_credentials():
+        if args.tryon:
+            metadata = {"garment": args.tryon}
+            if args.category:
+                metadata["category"] = args.category
+            job_id = upload(args.image, args.uid, settings, folder="tryon/", metadata=metadata)
+        else:
+            job_id = upload(args.image, args.uid, settings)
     print(job_id, flush=True)
     return _watch(job_id, settings, args) if args.watch else EXIT_OK
 
 
 def watch(args: argparse.Namespace) -> int:
-    _load_state(args.state)
+    load_state(args.state)
     return _watch(args.job_id, Settings.from_env(), args)
 
 
-def dev(args: argparse.Namespace) -> int:
-    from common.devstack import DevStack
+# -- closet dev ------------------------------------------------------------------------------
 
+
+def parse_ports(text: str) -> dict[str, int]:
+    """`pubsub=8085,firestore=8086,ingest=8101`, or a base port `8100` that numbers them all."""
+    if text.isdigit():
+        return {"base": _port(text)}
+    ports = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"expected NAME=PORT, got {part.strip()!r}")
+        ports[name.strip()] = _port(value.strip())
+    return ports
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of workers from 1 to 64, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def dev(args: argparse.Namespace) -> int:
+    from common.devstack import DevStack, PortsError
+    from common.emulators import EmulatorError
+
+    if args.state is not None and not args.state.parent.is_dir():
+        raise UsageError(f"--state {args.state}: folder {args.state.parent} does not exist")
+    if args.logs.exists() and not args.logs.is_dir():
+        raise UsageError(f"--logs {args.logs} is a file, not a folder: name a folder")
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -257,10 +446,20 @@ def dev(args: argparse.Namespace) -> int:
     # Set before starting anything, so a Ctrl-C during start-up still stops what was started.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = DevStack(Settings.from_env())
+    try:
+        stack = DevStack(
+            Settings.from_env(), ports=args.ports or {}, logs_dir=args.logs, console=sys.stdout
+        )
+    except PortsError as exc:
+        raise UsageError(str(exc)) from None
     try:
         print("closet dev: starting the emulators and the functions...", file=sys.stderr)
-        stack.start()
+        try:
+            stack.start()
+        except EmulatorError as exc:
+            # A port in use, gcloud or Java missing: the first line says which; the log has more.
+            first = str(exc).splitlines()[0]
+            raise UsageError(f"{first} (every process's output is in {args.logs}/)") from None
         state = stack.state()
         if args.state is not None:
             args.state.write_text(json.dumps(state, indent=2) + "\n")
@@ -271,6 +470,7 @@ def dev(args: argparse.Namespace) -> int:
             print(f"bucket    {role}: {bucket}")
         for name, url in state["functions"].items():
             print(f"function  {name}: {url}")
+        print(f"logs      {args.logs}/<name>.log")
         print(
             "ready: upload with `closet submit IMAGE --watch`; Ctrl-C stops everything", flush=True
         )
@@ -284,49 +484,172 @@ def dev(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="closet", description="Turn photos of clothing into clean, labelled garment images."
+# -- closet config ---------------------------------------------------------------------------
+
+
+def config(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    arguments = []
+    if args.out is not None and settings.local_root is None:
+        settings = settings.replace(local_root=args.out / ".closet")
+        arguments.append("local_root")
+    rows = effective(settings, arguments=arguments)
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        return EXIT_OK
+    width = max(len(row.variable) for row in rows)
+    for row in rows:
+        print(f"{row.variable:<{width}}  {row.value}  ({row.origin})")
+    return EXIT_OK
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return metadata.version("closet-pipeline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _command(
+    commands: Any, name: str, summary: str, description: str, parents: list[Any]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=parents,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every stage (JSON)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # `-v` is accepted before and after the subcommand: SUPPRESS keeps a subcommand's
+    # absent flag from overwriting the one given before it.
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log what every stage does (-vv: debug)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="closet",
+        description="Turn photos of clothing into clean, labelled garment images.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[verbosity],
+    )
+    parser.add_argument("--version", action="version", version=f"closet {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run_parser = commands.add_parser(
-        "run", help="run the whole pipeline in-process on local images (no cloud needed)"
+    run_parser = _command(
+        commands,
+        "run",
+        "run the whole pipeline in-process on local images (no cloud needed)",
+        "Run every stage in this process on each IMAGE and write, per image, a folder "
+        "OUT/<stem>-<id>/ with job.json (the job document) and the output images.",
+        [verbosity],
     )
-    run_parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    run_parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    run_parser.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="a photo (JPEG, PNG, WebP, GIF) or a folder of them",
+    )
+    run_parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder (default: ./{DEFAULT_OUT})",
+    )
+    run_parser.add_argument(
+        "-r", "--recursive", action="store_true", help="also take images in subfolders"
+    )
+    run_parser.add_argument(
+        "-j",
+        "--workers",
+        type=_workers,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"images processed at once (default: {DEFAULT_WORKERS}, from the CPU count)",
+    )
     run_parser.add_argument(
         "--json", action="store_true", help="print the final job documents as a JSON list"
     )
-    run_parser.add_argument("--uid", default="local", help="owner recorded on the jobs")
+    run_parser.add_argument(
+        "--uid", default="local", help="owner recorded on the jobs (default: local)"
+    )
     run_parser.set_defaults(handler=run)
 
-    tryon_parser = commands.add_parser(
-        "tryon", help="dress a person photo in a garment, in-process (no cloud needed)"
+    tryon_parser = _command(
+        commands,
+        "tryon",
+        "dress a person photo in a garment, in-process (no cloud needed)",
+        "Run a virtual try-on in this process: GARMENT is a garment photo (a closet job runs "
+        "on it first) or an item image of an earlier `closet run` output. Writes "
+        "OUT/tryon/<id>/ with job.json and the image.",
+        [verbosity],
     )
     tryon_parser.add_argument("person", type=Path, metavar="PERSON", help="a photo of a person")
     tryon_parser.add_argument(
         "garment",
         type=Path,
         metavar="GARMENT",
-        help="a garment photo, or an item image of an earlier `closet run` output",
+        help="a garment photo, or OUT/<jobId>/items/<n>-<label>.webp of `closet run`",
     )
-    tryon_parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    tryon_parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder (default: ./{DEFAULT_OUT})",
+    )
     tryon_parser.add_argument(
         "--category", choices=CATEGORIES, help="how the garment is worn (default: from its label)"
     )
     tryon_parser.add_argument(
         "--json", action="store_true", help="print the final job documents as a JSON list"
     )
-    tryon_parser.add_argument("--uid", default="local", help="owner recorded on the jobs")
+    tryon_parser.add_argument(
+        "--uid", default="local", help="owner recorded on the jobs (default: local)"
+    )
     tryon_parser.set_defaults(handler=tryon)
 
-    dev_parser = commands.add_parser(
-        "dev", help="start the emulators and every function locally, wired as in the cloud"
+    dev_parser = _command(
+        commands,
+        "dev",
+        "start the emulators and every function locally, wired as in the cloud",
+        "Start the Pub/Sub and Firestore emulators, fake-gcs-server and one process per "
+        "function, apply the topology, print the endpoints and stream every log with its "
+        "name. Ctrl-C stops everything.",
+        [verbosity],
     )
     dev_parser.add_argument(
         "--state", type=Path, metavar="FILE", help="write the endpoints as JSON to FILE"
+    )
+    dev_parser.add_argument(
+        "--logs",
+        type=Path,
+        default=Path(".closet-dev-logs"),
+        metavar="DIR",
+        help="keep each process's log as DIR/<name>.log (default: ./.closet-dev-logs)",
+    )
+    dev_parser.add_argument(
+        "--ports",
+        type=parse_ports,
+        metavar="SPEC",
+        help="fixed ports: a base port (8100: pubsub, firestore, gcs, then the functions in "
+        "topology order) or NAME=PORT,... with pubsub, firestore, gcs or a function's name",
     )
     dev_parser.set_defaults(handler=dev)
 
@@ -336,13 +659,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     follow_options.add_argument("--json", action="store_true", help="print the final job document")
     follow_options.add_argument(
-        "--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long"
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="give up after this long (default: 600)",
     )
-    submit_parser = commands.add_parser(
-        "submit", parents=[follow_options], help="upload a photo to the uploads bucket"
+    submit_parser = _command(
+        commands,
+        "submit",
+        "upload a photo to the uploads bucket, as a client app does",
+        "Upload IMAGE to the uploads bucket under users/UID/ with a job id chosen here, "
+        "print the job id and, with --watch, follow the job until it ends.",
+        [verbosity, follow_options],
     )
-    submit_parser.add_argument("image", type=Path, metavar="IMAGE")
-    submit_parser.add_argument("--uid", default="local", help="owner: uploads go to users/UID/")
+    submit_parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo to upload")
+    submit_parser.add_argument(
+        "--uid", default="local", help="owner: uploads go to users/UID/ (default: local)"
+    )
     submit_parser.add_argument("--watch", action="store_true", help="follow the job live")
     submit_parser.add_argument(
         "--tryon",
@@ -354,21 +688,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit_parser.set_defaults(handler=submit)
 
-    watch_parser = commands.add_parser(
-        "watch", parents=[follow_options], help="follow a job live from Firestore"
+    watch_parser = _command(
+        commands,
+        "watch",
+        "follow a job live from Firestore",
+        "Follow the job document jobs/JOB_ID with a Firestore listener until it is done or failed.",
+        [verbosity, follow_options],
     )
-    watch_parser.add_argument("job_id", metavar="JOB_ID")
+    watch_parser.add_argument("job_id", metavar="JOB_ID", help="the id `closet submit` printed")
     watch_parser.set_defaults(handler=watch)
+
+    config_parser = _command(
+        commands,
+        "config",
+        "print the effective settings and where each came from",
+        "Print every setting with its variable, its value (secrets masked) and its origin: "
+        "default, environment or argument.",
+        [verbosity],
+    )
+    config_parser.add_argument(
+        "-o", "--out", type=Path, metavar="DIR", help="as `closet run --out DIR` would use them"
+    )
+    config_parser.add_argument("--json", action="store_true", help="print a JSON list")
+    config_parser.set_defaults(handler=config)
     return parser
+
+
+def _log_level(verbose: int) -> int:
+    return logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    telemetry.configure(logging.INFO if args.verbose else logging.WARNING)
+    # A person reads these: human lines, whatever stderr is (the functions log JSON).
+    telemetry.configure(_log_level(getattr(args, "verbose", 0)), human=True)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        print(f"closet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigurationError as exc:
         print(f"closet {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

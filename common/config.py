@@ -1,190 +1,225 @@
-"""Every setting, read once from the environment, validated, typed.
+"""Every setting, read once from the environment, validated, typed (pydantic-settings).
 
-Precedence: an explicit argument to `Settings.from_env(overrides=...)`, then the environment
-variable, then the default. Nothing else in the code base reads `os.environ` for settings.
+Precedence: an explicit argument (`Settings.from_env(environ, name=value)`), then the
+environment variable, then the default. Nothing else in the code base reads `os.environ` for
+settings. A bad value raises `ConfigurationError` naming the variable; a `CLOSET_*` variable
+that names no setting is reported once, with the closest known name.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from common.errors import ConfigurationError
 
 OutputFormat = Literal["webp", "jpeg", "png"]
 ImageFormat = Literal["jpeg", "png", "webp", "gif"]
+Origin = Literal["default", "environment", "argument"]
+
+PREFIX = "CLOSET_"
+_log = logging.getLogger("closet.config")
+
+# The mapping `from_env` reads: `os.environ` unless a caller passes its own.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar("closet_environ", default=None)
 
 
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {raw!r}")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"expected a positive number, got {raw!r}")
-    return value
-
-
-def _fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"expected a fraction in [0, 1), got {raw!r}")
-    return value
-
-
-def _quality(raw: str) -> int:
-    value = int(raw)
-    if not 1 <= value <= 100:
-        raise ValueError(f"expected a quality from 1 to 100, got {raw!r}")
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _formats(raw: str) -> tuple[str, ...]:
-    allowed = get_args(ImageFormat)
-    values = tuple(v.strip().lower() for v in raw.split(",") if v.strip())
-    unknown = [v for v in values if v not in allowed]
-    if unknown or not values:
-        raise ValueError(f"expected a comma list of {', '.join(allowed)}, got {raw!r}")
-    return values
-
-
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw).expanduser() if raw.strip() else None
-
-
-def _optional_str(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _setting(env: str | tuple[str, ...], default: Any, parse: Callable[[str], Any] = str) -> Any:
+def _setting(
+    env: str | tuple[str, ...], default: Any, *, secret: bool = False, **constraints: Any
+) -> Any:
     names = (env,) if isinstance(env, str) else env
-    return field(default=default, metadata={"env": names, "parse": parse})
+    return Field(
+        default=default,
+        validation_alias=AliasChoices(*names),
+        json_schema_extra={"env": list(names), "secret": secret},
+        **constraints,
+    )
 
 
-@dataclass(frozen=True)
-class Settings:
+@contextmanager
+def _reading(environ: Mapping[str, str]) -> Iterator[None]:
+    """Settings read inside the block come from `environ` instead of `os.environ`."""
+    token = _environ.set(environ)
+    try:
+        yield
+    finally:
+        _environ.reset(token)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over the mapping `from_env` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _environ.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return parse_env_vars(
+            environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class Settings(BaseSettings):
     """The whole configuration of a process; see the README for every variable."""
 
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=True,
+        env_ignore_empty=True,
+        populate_by_name=True,
+    )
+
     project: str = _setting(("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT"), "closet-local")
-    uploads_bucket: str = _setting("CLOSET_UPLOADS_BUCKET", "closet-uploads")
-    work_bucket: str = _setting("CLOSET_WORK_BUCKET", "closet-work")
-    results_bucket: str = _setting("CLOSET_RESULTS_BUCKET", "closet-results")
-    local_root: Path | None = _setting("CLOSET_LOCAL_ROOT", None, _optional_path)
+    uploads_bucket: str = _setting("CLOSET_UPLOADS_BUCKET", "closet-uploads", min_length=3)
+    work_bucket: str = _setting("CLOSET_WORK_BUCKET", "closet-work", min_length=3)
+    results_bucket: str = _setting("CLOSET_RESULTS_BUCKET", "closet-results", min_length=3)
+    local_root: Path | None = _setting("CLOSET_LOCAL_ROOT", None)
     """Folder of the local blob store; unset means `.closet` (or, for `closet run`, DIR/.closet)."""
-    default_uid: str = _setting("CLOSET_DEFAULT_UID", "anonymous")
+    default_uid: str = _setting("CLOSET_DEFAULT_UID", "anonymous", min_length=1)
 
-    background_backend: str = _setting("CLOSET_BACKGROUND_BACKEND", "classic", str.lower)
+    background_backend: str = _setting("CLOSET_BACKGROUND_BACKEND", "classic")
     u2net_model: str = _setting("CLOSET_U2NET_MODEL", "u2net")
-    u2net_home: Path | None = _setting("U2NET_HOME", Path("~/.u2net").expanduser(), _optional_path)
-    space: str | None = _setting("CLOSET_SPACE", None, _optional_str)
+    u2net_home: Path | None = _setting("U2NET_HOME", Path("~/.u2net").expanduser())
+    space: str | None = _setting("CLOSET_SPACE", None)
     space_api: str = _setting("CLOSET_SPACE_API", "/predict")
-    hf_token: str | None = _setting(("CLOSET_HF_TOKEN", "HF_TOKEN"), None, _optional_str)
-    removebg_api_key: str | None = _setting("CLOSET_REMOVEBG_API_KEY", None, _optional_str)
+    hf_token: str | None = _setting(("CLOSET_HF_TOKEN", "HF_TOKEN"), None, secret=True)
+    removebg_api_key: str | None = _setting("CLOSET_REMOVEBG_API_KEY", None, secret=True)
     removebg_url: str = _setting("CLOSET_REMOVEBG_URL", "https://api.remove.bg/v1.0/removebg")
-    remote_timeout_s: float = _setting("CLOSET_REMOTE_TIMEOUT_S", 60.0, float)
+    remote_timeout_s: float = _setting("CLOSET_REMOTE_TIMEOUT_S", 60.0, gt=0, le=3600)
 
-    segmentation_backend: str | None = _setting("CLOSET_SEGMENTATION_BACKEND", None, _optional_str)
-    segformer_path: Path | None = _setting("CLOSET_SEGFORMER_PATH", None, _optional_path)
-    min_garment_area: float = _setting("CLOSET_MIN_GARMENT_AREA", 0.005, _fraction)
+    segmentation_backend: str | None = _setting("CLOSET_SEGMENTATION_BACKEND", None)
+    segformer_path: Path | None = _setting("CLOSET_SEGFORMER_PATH", None)
+    min_garment_area: float = _setting("CLOSET_MIN_GARMENT_AREA", 0.005, ge=0, lt=1)
 
-    generative_backend: str = _setting("CLOSET_GENERATIVE_BACKEND", "gemini", str.lower)
-    gemini_api_key: str | None = _setting(("GEMINI_API_KEY", "GOOGLE_API_KEY"), None, _optional_str)
-    use_vertexai: bool = _setting("GOOGLE_GENAI_USE_VERTEXAI", False, _bool)
+    generative_backend: str = _setting("CLOSET_GENERATIVE_BACKEND", "gemini")
+    gemini_api_key: str | None = _setting(("GEMINI_API_KEY", "GOOGLE_API_KEY"), None, secret=True)
+    use_vertexai: bool = _setting("GOOGLE_GENAI_USE_VERTEXAI", False)
     vertex_location: str = _setting("GOOGLE_CLOUD_LOCATION", "us-central1")
-    gemini_base_url: str | None = _setting("CLOSET_GEMINI_BASE_URL", None, _optional_str)
+    gemini_base_url: str | None = _setting("CLOSET_GEMINI_BASE_URL", None)
     tagging_model: str = _setting("CLOSET_TAGGING_MODEL", "gemini-2.5-flash")
     completion_model: str = _setting("CLOSET_COMPLETION_MODEL", "gemini-2.5-flash-image")
-    tagging: bool = _setting("CLOSET_TAGGING", True, _bool)
-    completion: bool = _setting("CLOSET_COMPLETION", True, _bool)
+    tagging: bool = _setting("CLOSET_TAGGING", True)
+    completion: bool = _setting("CLOSET_COMPLETION", True)
 
-    tryon_backend: str = _setting("CLOSET_TRYON_BACKEND", "overlay", str.lower)
+    tryon_backend: str = _setting("CLOSET_TRYON_BACKEND", "overlay")
     fashn_api_key: str | None = _setting(
-        ("FASHN_API_KEY", "CLOSET_FASHN_API_KEY"), None, _optional_str
+        ("FASHN_API_KEY", "CLOSET_FASHN_API_KEY"), None, secret=True
     )
     fashn_base_url: str = _setting("CLOSET_FASHN_BASE_URL", "https://api.fashn.ai")
     fashn_model: str = _setting("CLOSET_FASHN_MODEL", "tryon-v1.6")
-    fashn_mode: str = _setting(
-        "CLOSET_FASHN_MODE", "balanced", _choice(("performance", "balanced", "quality"))
+    fashn_mode: Literal["performance", "balanced", "quality"] = _setting(
+        "CLOSET_FASHN_MODE", "balanced"
     )
     tryon_vertex_model: str = _setting("CLOSET_TRYON_VERTEX_MODEL", "virtual-try-on-preview-08-04")
     tryon_gemini_model: str = _setting("CLOSET_TRYON_GEMINI_MODEL", "gemini-2.5-flash-image")
-    tryon_space: str | None = _setting("CLOSET_TRYON_SPACE", None, _optional_str)
-    tryon_space_steps: int = _setting("CLOSET_TRYON_SPACE_STEPS", 30, _positive_int)
-    tryon_poll_s: float = _setting("CLOSET_TRYON_POLL_S", 2.0, _positive_float)
-    tryon_ttl_days: int = _setting("CLOSET_TRYON_TTL_DAYS", 7, _positive_int)
+    tryon_space: str | None = _setting("CLOSET_TRYON_SPACE", None)
+    tryon_space_steps: int = _setting("CLOSET_TRYON_SPACE_STEPS", 30, ge=1, le=200)
+    tryon_poll_s: float = _setting("CLOSET_TRYON_POLL_S", 2.0, gt=0, le=60)
+    tryon_ttl_days: int = _setting("CLOSET_TRYON_TTL_DAYS", 7, ge=1, le=3650)
 
-    max_bytes: int = _setting("CLOSET_MAX_BYTES", 25 * 1024 * 1024, _positive_int)
-    max_pixels: int = _setting("CLOSET_MAX_PIXELS", 64_000_000, _positive_int)
-    min_side: int = _setting("CLOSET_MIN_SIDE", 32, _positive_int)
-    allowed_formats: tuple[str, ...] = _setting(
-        "CLOSET_ALLOWED_FORMATS", ("jpeg", "png", "webp", "gif"), _formats
+    max_bytes: int = _setting("CLOSET_MAX_BYTES", 25 * 1024 * 1024, gt=0)
+    max_pixels: int = _setting("CLOSET_MAX_PIXELS", 64_000_000, gt=0)
+    min_side: int = _setting("CLOSET_MIN_SIDE", 32, ge=1, le=4096)
+    allowed_formats: Annotated[tuple[ImageFormat, ...], NoDecode] = _setting(
+        "CLOSET_ALLOWED_FORMATS", ("jpeg", "png", "webp", "gif"), min_length=1
     )
-    working_size: int = _setting("CLOSET_WORKING_SIZE", 1024, _positive_int)
+    working_size: int = _setting("CLOSET_WORKING_SIZE", 1024, ge=16, le=8192)
 
-    output_format: str = _setting("CLOSET_OUTPUT_FORMAT", "webp", _choice(get_args(OutputFormat)))
-    output_quality: int = _setting("CLOSET_OUTPUT_QUALITY", 85, _quality)
-    output_max_size: int = _setting("CLOSET_OUTPUT_MAX_SIZE", 1024, _positive_int)
-    thumbnail_size: int = _setting("CLOSET_THUMBNAIL_SIZE", 256, _positive_int)
-    encode_workers: int = _setting("CLOSET_ENCODE_WORKERS", 4, _positive_int)
+    output_format: OutputFormat = _setting("CLOSET_OUTPUT_FORMAT", "webp")
+    output_quality: int = _setting("CLOSET_OUTPUT_QUALITY", 85, ge=1, le=100)
+    output_max_size: int = _setting("CLOSET_OUTPUT_MAX_SIZE", 1024, ge=16, le=8192)
+    thumbnail_size: int = _setting("CLOSET_THUMBNAIL_SIZE", 256, ge=16, le=8192)
+    encode_workers: int = _setting("CLOSET_ENCODE_WORKERS", 4, ge=1, le=64)
 
-    cache: bool = _setting("CLOSET_CACHE", True, _bool)
-    job_ttl_days: int = _setting("CLOSET_JOB_TTL_DAYS", 30, _positive_int)
-    max_attempts: int = _setting("CLOSET_MAX_ATTEMPTS", 5, _positive_int)
+    cache: bool = _setting("CLOSET_CACHE", True)
+    job_ttl_days: int = _setting("CLOSET_JOB_TTL_DAYS", 30, ge=1, le=3650)
+    max_attempts: int = _setting("CLOSET_MAX_ATTEMPTS", 5, ge=1, le=100)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments, then the environment, then the defaults; no .env or secrets files.
+        return init_settings, _Environment(settings_cls)
+
+    @field_validator(
+        "background_backend",
+        "generative_backend",
+        "segmentation_backend",
+        "tryon_backend",
+        "fashn_mode",
+        "output_format",
+        mode="before",
+    )
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("allowed_formats", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("local_root", "u2net_home", "segformer_path", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.thumbnail_size > self.output_max_size:
+            raise ValueError("CLOSET_THUMBNAIL_SIZE must not exceed CLOSET_OUTPUT_MAX_SIZE")
+        if len({self.uploads_bucket, self.work_bucket, self.results_bucket}) != 3:
+            # Outputs in the uploads bucket would start new jobs: keep them apart.
+            raise ValueError("the uploads, work and results buckets must be different")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting; a bad value raises `ConfigurationError` naming the variable."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in overrides:
-                values[f.name] = overrides[f.name]
-                continue
-            names = cast(tuple[str, ...], f.metadata["env"])
-            raw = next((env[name] for name in names if name in env), None)
-            if raw is None:
-                continue
-            try:
-                values[f.name] = f.metadata["parse"](raw)
-            except ValueError as exc:
-                raise ConfigurationError(f"{names[0]}: {exc}") from None
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        unknown = [name for name in overrides if name not in cls.model_fields]
+        if unknown:
+            raise TypeError(f"no setting called {', '.join(unknown)}")
+        warn_unknown_variables(env)
+        try:
+            with _reading(env):
+                return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc, env, overrides)) from None
 
-    def validate(self) -> None:
-        if self.thumbnail_size > self.output_max_size:
-            raise ConfigurationError("CLOSET_THUMBNAIL_SIZE must not exceed CLOSET_OUTPUT_MAX_SIZE")
-        if len({self.uploads_bucket, self.work_bucket, self.results_bucket}) != 3:
-            # Outputs in the uploads bucket would start new jobs: keep them apart.
-            raise ConfigurationError("the uploads, work and results buckets must be different")
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated like an argument to `from_env`."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc, {}, changes)) from None
 
     def ttl_days(self, kind: str) -> int:
         """How long a job of this kind and its results are kept."""
@@ -244,6 +279,70 @@ class Settings:
         }
 
 
+def _env_of(info: FieldInfo) -> list[str]:
+    extra = info.json_schema_extra
+    assert isinstance(extra, dict)
+    names = extra["env"]
+    assert isinstance(names, list)
+    return [str(name) for name in names]
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and extra.get("secret") is True
+
+
+def _field_for(key: object) -> str | None:
+    """The field a validation error's location names (a field name or one of its variables)."""
+    for name, info in Settings.model_fields.items():
+        if key == name or key in _env_of(info):
+            return name
+    return None
+
+
+def _explain(exc: ValidationError, environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
+    """One line per wrong value: which variable (or argument), what it holds, what is expected."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        message = message.replace("Input should be", "should be")
+        field = _field_for(error["loc"][0]) if error["loc"] else None
+        if field is None:
+            lines.append(message)
+            continue
+        if field in overrides:
+            lines.append(f"argument {field}={overrides[field]!r}: {message}")
+            continue
+        names = _env_of(Settings.model_fields[field])
+        variable = next((n for n in names if environ.get(n)), names[0])
+        lines.append(f"{variable}={environ.get(variable, '')!r}: {message} (fix or unset it)")
+    return "; ".join(lines)
+
+
+def known_variables() -> list[str]:
+    return [name for info in Settings.model_fields.values() for name in _env_of(info)]
+
+
+# Names already reported, so one misspelling is one warning per process.
+_reported: set[str] = set()
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Warn once about each `CLOSET_*` variable that no setting reads; returns the new ones."""
+    known = known_variables()
+    closet_known = [name for name in known if name.startswith(PREFIX)]
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(PREFIX) or name in known or name in _reported:
+            continue
+        _reported.add(name)
+        found.append(name)
+        closest = difflib.get_close_matches(name, closet_known, n=1, cutoff=0.6)
+        hint = f"; did you mean {closest[0]}?" if closest else "; it is ignored"
+        _log.warning(f"unknown variable {name}{hint}")
+    return found
+
+
 @cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
@@ -252,4 +351,44 @@ def get_settings() -> Settings:
 
 def env_names() -> list[tuple[str, object]]:
     """Every variable with its default, for the README and `closet config`."""
-    return [(f.metadata["env"][0], f.default) for f in fields(Settings)]
+    return [(_env_of(info)[0], info.default) for info in Settings.model_fields.values()]
+
+
+@dataclass(frozen=True)
+class Effective:
+    """One setting as `closet config` shows it."""
+
+    name: str
+    variable: str
+    value: str
+    origin: Origin
+
+
+def effective(
+    settings: Settings, environ: Mapping[str, str] | None = None, arguments: Iterable[str] = ()
+) -> list[Effective]:
+    """Every setting's value (secrets masked) and where it came from."""
+    env = os.environ if environ is None else environ
+    given = set(arguments)
+    rows = []
+    for name, info in Settings.model_fields.items():
+        names = _env_of(info)
+        variable = next((n for n in names if env.get(n)), names[0])
+        origin: Origin = "default"
+        if name in given:
+            origin = "argument"
+        elif env.get(variable):
+            origin = "environment"
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            shown = ",".join(str(v) for v in value)
+        elif value is None:
+            shown = "(unset)"
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = str(value)
+        if _is_secret(info) and value:
+            shown = "****"
+        rows.append(Effective(name, variable, shown, origin))
+    return rows

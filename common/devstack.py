@@ -7,32 +7,64 @@ developer gets.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TextIO
 
 from common.config import Settings
 from common.emulators import (
     HOST,
+    Emulator,
     EmulatorError,
     FirestoreEmulator,
     GcsEmulator,
     PubSubEmulator,
     free_port,
+    port_is_free,
     start_all,
     stop_all,
 )
 from common.topology import FunctionSpec, Topology, load
 
 REPO = Path(__file__).resolve().parent.parent
+EMULATORS = ("pubsub", "firestore", "gcs")
+
+
+class PortsError(ValueError):
+    """`--ports` names something that does not exist, or a port twice."""
+
+
+def assign_ports(requested: Mapping[str, int], functions: list[str]) -> dict[str, int]:
+    """The fixed ports asked for: `base` numbers the emulators then the functions in order."""
+    names = [*EMULATORS, *functions]
+    ports = dict(requested)
+    base = ports.pop("base", None)
+    if base is not None:
+        ports = {name: base + i for i, name in enumerate(names)} | ports
+    unknown = sorted(set(ports) - set(names))
+    if unknown:
+        raise PortsError(
+            f"--ports: no emulator or function called {', '.join(unknown)} "
+            f"(known: {', '.join(names)})"
+        )
+    if max(ports.values(), default=0) > 65535:
+        raise PortsError("--ports: a base port this high leaves no room for every process")
+    taken = [port for port in ports.values() if list(ports.values()).count(port) > 1]
+    if taken:
+        raise PortsError(f"--ports: port {taken[0]} is given twice")
+    return ports
 
 
 @dataclass
@@ -44,15 +76,22 @@ class FunctionProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
+    log_file: Path | None = None
+    """Where the output goes and stays (`closet dev --logs`); else a temporary file."""
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}/"
 
     def launch(self) -> None:
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix=f"closet-fn-{self.spec.name}-", suffix=".log"
-        )
+        if not port_is_free(HOST, self.port):
+            raise EmulatorError(f"function {self.spec.name}: port {self.port} is already in use")
+        if self.log_file is not None:
+            self.log = self.log_file.open("w+b")
+        else:
+            self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
+                prefix=f"closet-fn-{self.spec.name}-", suffix=".log"
+            )
         source = REPO / "functions" / self.spec.name / "main.py"
         self.process = subprocess.Popen(
             [
@@ -127,11 +166,21 @@ class DevStack:
     function_env: dict[str, str] = field(default_factory=dict)
     """Extra environment for the function processes (backends, test endpoints)."""
     startup_timeout_s: float = 120.0
+    ports: Mapping[str, int] = field(default_factory=dict)
+    """Fixed ports by name (see `assign_ports`); free ones otherwise."""
+    logs_dir: Path | None = None
+    """Keep every process's output as `<name>.log` here (else temporary files)."""
+    console: TextIO | None = None
+    """Stream every log line here with its process's name in front."""
 
     pubsub: PubSubEmulator | None = None
     firestore: FirestoreEmulator | None = None
     gcs: GcsEmulator | None = None
     functions: dict[str, FunctionProcess] = field(default_factory=dict)
+    streamer: LogStreamer | None = None
+
+    def __post_init__(self) -> None:
+        self.ports = assign_ports(self.ports, [f.name for f in self.topology.all_functions])
 
     @property
     def project(self) -> str:
@@ -154,26 +203,52 @@ class DevStack:
             raise
         return self
 
+    def _log_file(self, name: str) -> Path | None:
+        if self.logs_dir is None:
+            return None
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return self.logs_dir / f"{name}.log"
+
+    def _follow(self, name: str, path: Path | None) -> None:
+        if self.streamer is None and self.console is not None:
+            names = [*EMULATORS, *(f.name for f in self.topology.all_functions)]
+            self.streamer = LogStreamer(self.console, names)
+            self.streamer.start()
+        if self.streamer is not None and path is not None:
+            self.streamer.add(name, path)
+
+    def _emulator(self, name: str, emulator: Emulator) -> None:
+        emulator.log_file = self._log_file(name)
+        self._follow(name, emulator.log_file)
+
     def _start(self) -> None:
-        self.pubsub = PubSubEmulator(project=self.project)
-        self.firestore = FirestoreEmulator()
+        self.pubsub = PubSubEmulator(self.ports.get("pubsub"), project=self.project)
+        self.firestore = FirestoreEmulator(self.ports.get("firestore"))
+        self._emulator("pubsub", self.pubsub)
+        self._emulator("firestore", self.firestore)
         start_all([self.pubsub, self.firestore])
         # Clients in this process (topology, tests, `closet submit`) find the emulators here.
         os.environ.update(self.env)
         self._create_topics()
         uploads = self.topology.function("ingest").topic
         self.gcs = GcsEmulator(
+            self.ports.get("gcs"),
             pubsub_host=self.pubsub.address,
             pubsub_project=self.project,
             pubsub_topic=uploads,
             event_bucket=self.settings.uploads_bucket,
             event_prefix=self.topology.uploads_prefix,
-        ).start()
+        )
+        self._emulator("gcs", self.gcs)
+        self.gcs.start()
         os.environ.update(self.env)
         self._create_buckets()
         env = {**os.environ, **self.env, **self.function_env, "PYTHONUNBUFFERED": "1"}
         for spec in self.topology.all_functions:
-            self.functions[spec.name] = FunctionProcess(spec, free_port(), env)
+            port = self.ports.get(spec.name) or free_port()
+            log_file = self._log_file(spec.name)
+            self.functions[spec.name] = FunctionProcess(spec, port, env, log_file=log_file)
+            self._follow(spec.name, log_file)
         for function in self.functions.values():
             function.launch()
         for function in self.functions.values():
@@ -186,6 +261,8 @@ class DevStack:
         for function in self.functions.values():
             function.stop()
         stop_all([e for e in (self.gcs, self.pubsub, self.firestore) if e is not None])
+        if self.streamer is not None:
+            self.streamer.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -262,3 +339,79 @@ class DevStack:
             with contextlib.suppress(AlreadyExists):
                 subscriber.create_subscription(request=request)
         subscriber.close()
+
+
+# honcho's colours, one a process, in the order they start.
+_COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+
+
+def render(line: str) -> str:
+    """A Cloud Logging JSON line as `SEVERITY message`; any other line as it is."""
+    if not line.startswith("{"):
+        return line
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    if not isinstance(entry, dict) or "message" not in entry:
+        return line
+    labels = entry.get("logging.googleapis.com/labels") or {}
+    job = f"  jobId={labels['jobId']}" if isinstance(labels, dict) and "jobId" in labels else ""
+    return f"{entry.get('severity', 'DEFAULT'):<8} {entry['message']}{job}"
+
+
+class LogStreamer:
+    """Follows log files and writes each new line to a console as `time name | line`."""
+
+    def __init__(self, console: TextIO, names: Sequence[str], poll_s: float = 0.2) -> None:
+        self.console = console
+        self.colour = console.isatty()
+        self.poll_s = poll_s
+        # Known up front, so the names line up and keep their colours from the first line on.
+        self._names = list(names)
+        self._width = max(map(len, self._names), default=0)
+        self._files: dict[str, tuple[Path, list[int], list[bytes]]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="closet-dev-logs", daemon=True)
+
+    def add(self, name: str, path: Path) -> None:
+        with self._lock:
+            self._files[name] = (path, [0], [b""])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Print what is left, then stop following."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.poll()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        with self._lock:
+            for name, (path, offset, partial) in self._files.items():
+                try:
+                    with path.open("rb") as handle:
+                        handle.seek(offset[0])
+                        data = handle.read()
+                except OSError:
+                    continue
+                offset[0] += len(data)
+                *lines, partial[0] = (partial[0] + data).split(b"\n")
+                for raw in lines:
+                    self._write(name, raw.decode(errors="replace").rstrip("\r"))
+            self.console.flush()
+
+    def _write(self, name: str, line: str) -> None:
+        when = datetime.now().strftime("%H:%M:%S")
+        prefix = f"{when} {name:<{self._width}} |"
+        if self.colour:
+            index = self._names.index(name) if name in self._names else len(self._names)
+            prefix = f"\x1b[{_COLOURS[index % len(_COLOURS)]}m{prefix}\x1b[0m"
+        self.console.write(f"{prefix} {render(line)}\n")

@@ -47,7 +47,7 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
-def _port_is_free(host: str, port: int) -> bool:
+def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
@@ -156,6 +156,8 @@ class Emulator:
         self._log: IO[bytes] | None = None
         self._command: list[str] = []
         self._launched_at = 0.0
+        self.log_file: Path | None = None
+        """Where the output goes and stays (`closet dev --logs`); else a scratch file."""
 
     # -- what subclasses define -------------------------------------------------------------
 
@@ -209,7 +211,7 @@ class Emulator:
 
     @property
     def log_path(self) -> Path:
-        return self.scratch_dir / "output.log"
+        return self.log_file or self.scratch_dir / "output.log"
 
     def start(self) -> Self:
         """Start the emulator and wait until it answers; raise `EmulatorError` if it does not."""
@@ -221,7 +223,7 @@ class Emulator:
         """Start the process without waiting for it (see `start_all`)."""
         if self._process is not None:
             return
-        if not _port_is_free(self.host, self.port):
+        if not port_is_free(self.host, self.port):
             # Probing a port someone else listens on would "succeed" against the wrong server.
             raise EmulatorError(f"{self.name}: port {self.address} is already in use")
         self._scratch = tempfile.TemporaryDirectory(prefix=f"closet-{self.name}-")

@@ -1,28 +1,18 @@
-"""Structured JSON logs in Cloud Logging's format, and stage timers."""
+"""Logs: Cloud Logging's structured JSON (google-cloud-logging's handler), human lines on a
+terminal; the request's trace on every line; stage timers."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, TextIO
 
 LOGGER_NAME = "closet"
-
-# Cloud Logging reads `severity` and `message`; everything else lands in jsonPayload.
-_SEVERITY = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "CRITICAL",
-}
-
 
 # The request's trace, as Cloud Logging wants it, so a job's log lines group under its request.
 _trace: ContextVar[str | None] = ContextVar("closet_trace", default=None)
@@ -55,56 +45,118 @@ def traced(trace: str | None) -> Iterator[None]:
         _trace.reset(token)
 
 
-class CloudLoggingFormatter(logging.Formatter):
+# Fields that become Cloud Logging labels: a job's lines are found by `labels.jobId="..."`.
+LABELS = ("jobId", "stage")
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is now (rich's live display redirects it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+class HumanFormatter(logging.Formatter):
+    """`12:03:04 WARNING  segment raised, will be retried  jobId=... stage=segment`."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
-            "message": record.getMessage(),
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "logger": record.name,
-        }
-        trace = _trace.get()
-        if trace:
-            entry["logging.googleapis.com/trace"] = trace
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        fields = {**getattr(record, "labels", {}), **getattr(record, "json_fields", {})}
+        extra = "".join(f"  {key}={value}" for key, value in fields.items())
+        line = f"{when} {record.levelname:<8} {record.getMessage()}{extra}"
         if record.exc_info and record.levelno >= logging.ERROR:
-            entry["stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Send the closet logger's records to stderr as one JSON object per line."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level)
-    if not any(getattr(h, "_closet", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(CloudLoggingFormatter())
-        handler._closet = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
+def _structured_handler(stream: TextIO | None, project: str | None) -> logging.Handler | None:
+    """google-cloud-logging's StructuredLogHandler, with the trace of `traced()` blocks."""
+    try:
+        from google.cloud import logging_v2
+        from google.cloud.logging_v2.handlers import StructuredLogHandler
+    except ImportError:  # a base install without the `cloud` group
+        return None
+
+    class CloudHandler(StructuredLogHandler):
+        def handle(self, record: logging.LogRecord) -> bool:
+            trace = _trace.get()
+            if trace and not hasattr(record, "trace"):
+                # Cloud Logging wants `projects/P/traces/T`; the handler alone may not know P.
+                record.trace = trace
+            handled: bool = super().handle(record)
+            return handled
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if stream is None:
+                self.stream = sys.stderr  # whatever it is now, as `_Stderr` does
+            super().emit(record)  # type: ignore[no-untyped-call]
+
+    handler = CloudHandler(stream=stream, project_id=project)  # type: ignore[no-untyped-call]
+    # Not the library's diagnostic line on the first record: it is an INFO of its own
+    # logger, written through this handler twice (itself and the root).
+    logging_v2._instrumentation_emitted = True
+    structured: logging.Handler = handler
+    return structured
+
+
+def configure(
+    level: int = logging.INFO,
+    *,
+    human: bool | None = None,
+    stream: TextIO | None = None,
+    project: str | None = None,
+) -> logging.Handler:
+    """Put the one log handler on the root logger, so every library's records go through it.
+
+    Human-readable lines on a terminal (or with `human=True`), else Cloud Logging's structured
+    JSON (trace, spanId, trace_sampled, sourceLocation, labels for the job id and stage).
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_closet", False)]:
+        root.removeHandler(old)
+    target = stream or sys.stderr
+    if human is None:
+        human = target.isatty()
+    handler = None if human else _structured_handler(stream, project)
+    if handler is None:
+        handler = _Stderr() if stream is None else logging.StreamHandler(stream)
+        handler.setFormatter(HumanFormatter())
+    handler._closet = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    # Our own records at `level`; other libraries' only from WARNING up, unless asked for more.
+    root.setLevel(max(level, logging.WARNING) if level > logging.DEBUG else level)
+    logging.getLogger(LOGGER_NAME).setLevel(level)
+    return handler
 
 
 def log(level: int, message: str, **fields: Any) -> None:
-    logging.getLogger(LOGGER_NAME).log(level, message, extra={"fields": fields})
+    """One log line; `jobId` and `stage` become labels, other fields go to jsonPayload."""
+    _emit(level, message, **fields)
+
+
+def _emit(level: int, message: str, **fields: Any) -> None:
+    labels = {key: str(fields.pop(key)) for key in LABELS if fields.get(key) is not None}
+    extra = {"labels": labels, "json_fields": fields}
+    # stacklevel 3: sourceLocation names whoever called `log` or a log-event helper below.
+    logging.getLogger(LOGGER_NAME).log(level, message, extra=extra, stacklevel=3)
 
 
 def stage_started(job_id: str, stage: str, attempt: int) -> None:
-    log(logging.INFO, f"{stage} started", jobId=job_id, stage=stage, attempt=attempt)
+    _emit(logging.INFO, f"{stage} started", jobId=job_id, stage=stage, attempt=attempt)
 
 
 def stage_finished(job_id: str, stage: str, ms: int, status: str) -> None:
-    log(logging.INFO, f"{stage} {status} in {ms} ms", jobId=job_id, stage=stage, ms=ms)
+    _emit(logging.INFO, f"{stage} {status} in {ms} ms", jobId=job_id, stage=stage, ms=ms)
 
 
 def job_failed(job_id: str, stage: str, code: str, message: str) -> None:
     # Bad input is expected traffic, not an incident: INFO, no stack trace.
-    log(logging.INFO, f"job failed: {code}", jobId=job_id, stage=stage, code=code, detail=message)
+    _emit(logging.INFO, f"job failed: {code}", jobId=job_id, stage=stage, code=code, detail=message)
 
 
 def stage_error(job_id: str, stage: str, error: BaseException, attempt: int) -> None:
-    log(
+    _emit(
         logging.WARNING,
         f"{stage} raised, will be retried: {error}",
         jobId=job_id,
@@ -115,7 +167,7 @@ def stage_error(job_id: str, stage: str, error: BaseException, attempt: int) -> 
 
 
 def message_skipped(job_id: str, stage: str, reason: str) -> None:
-    log(logging.INFO, f"{stage} message acknowledged without work: {reason}", jobId=job_id)
+    _emit(logging.INFO, f"{stage} message acknowledged without work: {reason}", jobId=job_id)
 
 
 @contextmanager

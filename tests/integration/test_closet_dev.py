@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,11 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from common.emulators import EmulatorUnavailable, fake_gcs_binary
+from common.emulators import EmulatorUnavailable, fake_gcs_binary, free_port, port_is_free
 from common.topology import load
 from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
+EMULATORS = ["pubsub", "firestore", "gcs"]
+FUNCTIONS = [spec.name for spec in load().all_functions]
+
+
+def free_run_of_ports(count: int) -> int:
+    """A base port with `count` free ports from it on (for `--ports BASE`)."""
+    for _ in range(50):
+        base = free_port()
+        if base + count < 65536 and all(
+            port_is_free("127.0.0.1", p) for p in range(base, base + count)
+        ):
+            return base
+    raise AssertionError("no run of free ports found")
 
 
 def processes_mentioning(words: list[str]) -> list[str]:
@@ -42,9 +56,12 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     except EmulatorUnavailable as exc:
         emulators_unavailable(str(exc))
     state_file = tmp_path / "dev.json"
+    logs = tmp_path / "logs"
+    base = free_run_of_ports(len(EMULATORS + FUNCTIONS))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    command = ["dev", "--state", str(state_file), "--logs", str(logs), "--ports", str(base)]
     dev = subprocess.Popen(
-        [sys.executable, "-m", "common.cli", "dev", "--state", str(state_file)],
+        [sys.executable, "-m", "common.cli", *command],
         cwd=REPO,
         env={**env, "GOOGLE_CLOUD_PROJECT": "closet-dev-test"},
         stdout=subprocess.PIPE,
@@ -92,8 +109,19 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     job = json.loads(submit.stdout.split("\n", 1)[1])
     assert job["status"] == "done" and job["progress"] == 100
     assert set(state) >= {"project", "buckets", "env", "functions"}
-    assert set(state["functions"]) == {spec.name for spec in load().all_functions}
-    assert {"tryon_prepare", "tryon_generate"} <= set(state["functions"])
+    assert list(state["functions"]) == FUNCTIONS
+    assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)
+    # The fixed ports asked for: the emulators, then the functions in topology order.
+    assert ports == [str(base + 3 + i) for i in range(len(FUNCTIONS))] + [
+        str(base + i) for i in range(len(EMULATORS))
+    ]
+    # Every process's log is kept, and was streamed to the console with its name in front.
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        f"{name}.log" for name in EMULATORS + FUNCTIONS
+    )
+    assert "ingest started" in (logs / "ingest.log").read_text()
+    assert re.search(r"^\d\d:\d\d:\d\d ingest +\| INFO +ingest started", output, re.M), output
+    assert re.search(r"^\d\d:\d\d:\d\d pubsub +\| ", output, re.M), output
     assert dev.returncode == 0, output
     assert (
         processes_mentioning([f":{port}" for port in ports] + [f"={port}" for port in ports]) == []

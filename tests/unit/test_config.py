@@ -1,8 +1,9 @@
+import logging
 from pathlib import Path
 
 import pytest
 
-from common.config import Settings, env_names
+from common.config import Settings, effective, env_names, warn_unknown_variables
 from common.errors import ConfigurationError
 
 
@@ -49,11 +50,65 @@ def test_explicit_argument_beats_environment():
         ("CLOSET_OUTPUT_QUALITY", "101"),
         ("CLOSET_CACHE", "perhaps"),
         ("CLOSET_ALLOWED_FORMATS", "jpeg,eps"),
+        ("CLOSET_REMOTE_TIMEOUT_S", "-3"),
+        ("CLOSET_REMOTE_TIMEOUT_S", "0"),
+        ("CLOSET_OUTPUT_QUALITY", "0"),
+        ("CLOSET_MIN_GARMENT_AREA", "1.5"),
+        ("CLOSET_ENCODE_WORKERS", "0"),
+        ("CLOSET_MAX_ATTEMPTS", "-1"),
     ],
 )
 def test_bad_value_fails_fast_naming_the_variable(name, value):
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "CLOSET_OUTPUT_QUALITY='abc': should be a valid integer"),
+        ("101", "CLOSET_OUTPUT_QUALITY='101': should be less than or equal to 100"),
+    ],
+)
+def test_a_bad_value_is_explained_in_words_not_in_python(value, message):
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"CLOSET_OUTPUT_QUALITY": value})
+
+    assert str(caught.value).startswith(message)
+    assert "invalid literal" not in str(caught.value)
+
+
+def test_a_bad_argument_is_named_as_an_argument():
+    with pytest.raises(ConfigurationError, match="argument output_quality=0"):
+        Settings.from_env({}, output_quality=0)
+
+
+def test_an_unknown_closet_variable_warns_once_with_the_closest_name(caplog):
+    environ = {"CLOSET_THUMBNAIL_SIZ": "128", "CLOSET_ZZZ_UNRELATED": "1", "HOME": "/root"}
+
+    with caplog.at_level(logging.WARNING, logger="closet.config"):
+        Settings.from_env(environ)
+        Settings.from_env(environ)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "unknown variable CLOSET_THUMBNAIL_SIZ; did you mean CLOSET_THUMBNAIL_SIZE?",
+        "unknown variable CLOSET_ZZZ_UNRELATED; it is ignored",
+    ]
+    assert warn_unknown_variables(environ) == []
+
+
+def test_effective_settings_say_where_each_value_came_from():
+    environ = {"CLOSET_WORKING_SIZE": "768", "CLOSET_REMOVEBG_API_KEY": "rb-secret"}
+    settings = Settings.from_env(environ, cache=False)
+
+    rows = {row.name: row for row in effective(settings, environ, arguments=["cache"])}
+
+    assert (rows["working_size"].value, rows["working_size"].origin) == ("768", "environment")
+    assert (rows["cache"].value, rows["cache"].origin) == ("false", "argument")
+    assert (rows["output_format"].value, rows["output_format"].origin) == ("webp", "default")
+    assert rows["removebg_api_key"].value == "****"
+    assert rows["removebg_api_key"].variable == "CLOSET_REMOVEBG_API_KEY"
 
 
 def test_outputs_may_not_share_the_uploads_bucket():
