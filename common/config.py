@@ -76,6 +76,33 @@ def _optional_str(raw: str) -> str | None:
     return raw.strip() or None
 
 
+LOCAL_PROJECT = "closet-local"
+
+
+def find_project(environ: Mapping[str, str]) -> str:
+    """The project of application default credentials or of the metadata server, else local.
+
+    The metadata server is asked only on Google Cloud (Cloud Run sets K_SERVICE), so a laptop
+    never waits for a server that is not there.
+    """
+    gcloud = Path(environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    adc = (
+        "GOOGLE_APPLICATION_CREDENTIALS" in environ
+        or (gcloud / "application_default_credentials.json").is_file()
+    )
+    on_google_cloud = "K_SERVICE" in environ or "GCE_METADATA_HOST" in environ
+    if not (adc or on_google_cloud):
+        return LOCAL_PROJECT
+    try:
+        import google.auth
+        from google.auth.exceptions import GoogleAuthError
+
+        _, project = google.auth.default()
+    except (ImportError, GoogleAuthError):
+        return LOCAL_PROJECT
+    return project or LOCAL_PROJECT
+
+
 def _setting(env: str | tuple[str, ...], default: Any, parse: Callable[[str], Any] = str) -> Any:
     names = (env,) if isinstance(env, str) else env
     return field(default=default, metadata={"env": names, "parse": parse})
@@ -85,7 +112,8 @@ def _setting(env: str | tuple[str, ...], default: Any, parse: Callable[[str], An
 class Settings:
     """The whole configuration of a process; see the README for every variable."""
 
-    project: str = _setting(("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT"), "closet-local")
+    project: str = _setting(("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT"), LOCAL_PROJECT)
+    """Unset: found as the Google clients find it (see `find_project`)."""
     uploads_bucket: str = _setting("CLOSET_UPLOADS_BUCKET", "closet-uploads")
     work_bucket: str = _setting("CLOSET_WORK_BUCKET", "closet-work")
     results_bucket: str = _setting("CLOSET_RESULTS_BUCKET", "closet-results")
@@ -152,6 +180,8 @@ class Settings:
                 values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
                 raise ConfigurationError(f"{names[0]}: {exc}") from None
+        if "project" not in values:
+            values["project"] = find_project(env)
         settings = cls(**values)
         settings.validate()
         return settings
