@@ -18,6 +18,7 @@ from typing import TextIO
 from common import telemetry
 from common.config import Settings
 from common.errors import ConfigurationError
+from common.models import add_models_command
 from common.schemas import Job, JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch_parser.add_argument("job_id", metavar="JOB_ID")
     watch_parser.set_defaults(handler=watch)
+
+    add_models_command(commands)
     return parser
 
 
