@@ -38,6 +38,8 @@ class FunctionSpec:
     writes: tuple[str, ...] = ()
     publishes: tuple[str, ...] = ()
     """Functions whose topic this one publishes to."""
+    secrets: tuple[str, ...] = ()
+    """Environment variables filled from Secret Manager (for example GEMINI_API_KEY)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def _spec(entry: dict[str, Any], name: str, memory: str, min_instances: int) -> 
         reads=tuple(entry.get("reads", ())),
         writes=tuple(entry.get("writes", ())),
         publishes=tuple(entry.get("publishes", ())),
+        secrets=tuple(entry.get("secrets", ())),
     )
 
 
