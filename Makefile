@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit clean render images bootstrap deploy
+.PHONY: install demo dev test lint format typecheck unit clean render images bootstrap deploy apply
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,15 @@ deploy:
 	gcloud builds submit --project $(PROJECT) --region $(REGION) --config cloudbuild.yaml \
 	  --service-account projects/$(PROJECT)/serviceAccounts/closet-deployer@$(PROJECT).iam.gserviceaccount.com \
 	  --substitutions _REGION=$(REGION),_TAG=$$(git describe --always --dirty --abbrev=40)$(if $(SUBSTITUTIONS),$(comma)$(SUBSTITUTIONS)) .
+
+# Terraform only, from this machine, with images already pushed (a rollback: TAG=an older commit).
+TAG ?=
+apply: render
+	@test -n "$(PROJECT)" -a -n "$(TAG)" || { echo "usage: make apply PROJECT=p REGION=r TAG=commit"; exit 2; }
+	terraform -chdir=infra init -input=false -backend-config=bucket=$(PROJECT)-closet-tfstate
+	terraform -chdir=infra apply -input=false -var=project=$(PROJECT) -var=region=$(REGION) \
+	  -var=image_tag=$(TAG) -var=uploads_bucket=$(PROJECT)-closet-uploads \
+	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results $(TF_ARGS)
 
 comma := ,
 

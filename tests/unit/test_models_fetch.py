@@ -188,3 +188,18 @@ def test_a_function_fetches_only_the_models_it_declares() -> None:
     assert FetchPlan.for_function(settings, ("segformer",)) == FetchPlan(True, False)
     assert FetchPlan.for_function(settings, ()) == FetchPlan(False, False)
     assert FetchPlan.for_function(settings, None) == FetchPlan(True, True)
+
+
+def test_no_other_code_downloads_weights() -> None:
+    downloaders = ("hf_hub_download", "snapshot_download", "download_models", "pooch")
+    sources = [*ROOT.glob("common/**/*.py"), *ROOT.glob("functions/**/*.py")]
+
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sources
+        if path.name != "models.py" or path.parent.name != "common"
+        for name in downloaders
+        if name in path.read_text()
+    ]
+
+    assert offenders == []
