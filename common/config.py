@@ -93,14 +93,20 @@ def find_project(environ: Mapping[str, str]) -> str:
     on_google_cloud = "K_SERVICE" in environ or "GCE_METADATA_HOST" in environ
     if not (adc or on_google_cloud):
         return LOCAL_PROJECT
+    return _credentials_project() or LOCAL_PROJECT
+
+
+@cache
+def _credentials_project() -> str | None:
+    """Asked once per process: it may reach the metadata server or run gcloud."""
     try:
         import google.auth
         from google.auth.exceptions import GoogleAuthError
 
         _, project = google.auth.default()
     except (ImportError, GoogleAuthError):
-        return LOCAL_PROJECT
-    return project or LOCAL_PROJECT
+        return None
+    return project
 
 
 def _setting(env: str | tuple[str, ...], default: Any, parse: Callable[[str], Any] = str) -> Any:
