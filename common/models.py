@@ -109,10 +109,13 @@ def download_hub_model(model: HubModel, to: Path) -> tuple[str | None, dict[str,
     checked: dict[str, str] = {}
     for name in model.files:
         where = f"{model.repo_id}@{model.revision}/{name}"
+        # Once the first file names its commit, every other file is read at that commit, so
+        # a branch that moves during the fetch cannot mix two versions.
+        revision = commit or model.revision
         try:
-            url = hf_hub_url(model.repo_id, name, revision=model.revision)
+            url = hf_hub_url(model.repo_id, name, revision=revision)
             metadata = get_hf_file_metadata(url)
-            path = Path(hf_hub_download(model.repo_id, name, revision=model.revision, local_dir=to))
+            path = Path(hf_hub_download(model.repo_id, name, revision=revision, local_dir=to))
         except EntryNotFoundError:
             raise ModelFetchError(f"{where}: no such file in the repository") from None
         except RevisionNotFoundError:

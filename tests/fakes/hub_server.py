@@ -77,6 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found()
             return
         repo, name = found
+        self.server.requested.append(self.path)
         self.send_response(200)
         for key, value in _headers(repo, name).items():
             self.send_header(key, value)
@@ -95,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HubHTTPServer(ThreadingHTTPServer):
     repos: dict[str, HubRepo]
     downloads: list[str]
+    requested: list[str]
 
 
 @dataclass
@@ -102,6 +104,7 @@ class HubServer:
     url: str
     repos: dict[str, HubRepo]
     downloads: list[str]
+    requested: list[str]
 
 
 @contextmanager
@@ -110,11 +113,12 @@ def hub_server(*repos: HubRepo) -> Iterator[HubServer]:
     server = _HubHTTPServer(("127.0.0.1", 0), _Handler)
     server.repos = {repo.repo_id: repo for repo in repos}
     server.downloads = []
+    server.requested = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         host, port = server.server_address[:2]
-        yield HubServer(f"http://{host!s}:{port}", server.repos, server.downloads)
+        yield HubServer(f"http://{host!s}:{port}", server.repos, server.downloads, server.requested)
     finally:
         server.shutdown()
         server.server_close()

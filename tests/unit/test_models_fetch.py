@@ -67,6 +67,7 @@ class Fetched:
     done: subprocess.CompletedProcess[str]
     repo: HubRepo
     downloads: list[str]
+    requested: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def fetched(tiny_repo: HubRepo, tmp_path_factory: pytest.TempPathFactory) -> Fet
     to = tmp_path_factory.mktemp("fetched") / "models"
     with hub_server(tiny_repo) as server:
         done = fetch(server, to, "--segformer-repo", REPO, "--function", "segment")
-    return Fetched(to, done, tiny_repo, server.downloads)
+    return Fetched(to, done, tiny_repo, server.downloads, server.requested)
 
 
 def test_segformer_lands_exported_optimised_and_checked(fetched: Fetched) -> None:
@@ -96,6 +97,11 @@ def test_segformer_lands_exported_optimised_and_checked(fetched: Fetched) -> Non
     }
     assert manifest["onnx"]["optimization"] == "extended"
     assert sorted(fetched.downloads) == sorted(repo.files)
+    # After the first file, everything is read at the commit it named, not at the branch.
+    first = fetched.requested[0].rsplit("/", 1)[1]
+    later = [path for path in fetched.requested if not path.endswith(f"/{first}")]
+    assert len(later) >= len(repo.files) - 1
+    assert all(f"/resolve/{repo.commit}/" in path for path in later)
     assert not any(fetched.to.glob("segformer-*")), "the staging folder is removed"
 
 
