@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit fuzz clean
+.PHONY: install demo dev test lint format typecheck unit fuzz clean render images bootstrap deploy apply
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,cloud,dev]'
+	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,cloud,models,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	terraform fmt -check -recursive infra
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -42,6 +43,44 @@ fuzz: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	terraform fmt -recursive infra
+
+# --- Google Cloud (README: "Deploy to Google Cloud") ---
+PROJECT ?=
+REGION ?= us-central1
+CONTAINER ?= $(shell command -v docker || command -v podman)
+
+# cloudbuild.yaml and the Terraform variables, from infra/topology.toml.
+render: $(STAMP)
+	$(BIN)/python -m common.deploy cloudbuild cloudbuild.yaml
+	$(BIN)/python -m common.deploy tfvars infra/topology.auto.tfvars.json
+
+# One image per function with a local engine (needs a registry that serves python:3.11-slim).
+images: $(STAMP)
+	@test -n "$(CONTAINER)" || { echo "make images needs docker or podman"; exit 2; }
+	$(BIN)/python -m common.deploy builds - --engine $(CONTAINER) | sh -ex
+
+bootstrap:
+	@test -n "$(PROJECT)" || { echo "usage: make bootstrap PROJECT=my-project REGION=us-central1"; exit 2; }
+	infra/bootstrap.sh $(PROJECT) $(REGION)
+
+# Lint and unit tests, every image, terraform apply: all in Cloud Build, from this checkout.
+deploy:
+	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=my-project REGION=us-central1"; exit 2; }
+	gcloud builds submit --project $(PROJECT) --region $(REGION) --config cloudbuild.yaml \
+	  --service-account projects/$(PROJECT)/serviceAccounts/closet-deployer@$(PROJECT).iam.gserviceaccount.com \
+	  --substitutions _REGION=$(REGION),_TAG=$$(git describe --always --dirty --abbrev=40)$(if $(SUBSTITUTIONS),$(comma)$(SUBSTITUTIONS)) .
+
+# Terraform only, from this machine, with images already pushed (a rollback: TAG=an older commit).
+TAG ?=
+apply: render
+	@test -n "$(PROJECT)" -a -n "$(TAG)" || { echo "usage: make apply PROJECT=p REGION=r TAG=commit"; exit 2; }
+	terraform -chdir=infra init -input=false -backend-config=bucket=$(PROJECT)-closet-tfstate
+	terraform -chdir=infra apply -input=false -var=project=$(PROJECT) -var=region=$(REGION) \
+	  -var=image_tag=$(TAG) -var=uploads_bucket=$(PROJECT)-closet-uploads \
+	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results $(TF_ARGS)
+
+comma := ,
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ from common import cache, telemetry
 from common.backends.tryon.base import CATEGORIES
 from common.config import Settings, effective
 from common.errors import ConfigurationError
+from common.models import add_fetch_command
 from common.progress import JobsProgress
 from common.schemas import Job, JobStatus, StageStatus
 
@@ -711,6 +712,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config_parser.add_argument("--json", action="store_true", help="print a JSON list")
     config_parser.set_defaults(handler=config)
+
+    models_parser = _command(
+        commands,
+        "models",
+        "download and prepare model weights (at image build time, never while serving)",
+        "Download the configured models, check their checksums and save them ready to serve "
+        "(SegFormer exported to an optimised ONNX graph). The only command that downloads "
+        "weights.",
+        [verbosity],
+    )
+    add_fetch_command(models_parser, EPILOG)
     return parser
 
 

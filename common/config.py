@@ -43,6 +43,39 @@ _log = logging.getLogger("closet.config")
 _environ: ContextVar[Mapping[str, str] | None] = ContextVar("closet_environ", default=None)
 
 
+LOCAL_PROJECT = "closet-local"
+
+
+def find_project(environ: Mapping[str, str]) -> str:
+    """The project of application default credentials or of the metadata server, else local.
+
+    The metadata server is asked only on Google Cloud (Cloud Run sets K_SERVICE), so a laptop
+    never waits for a server that is not there.
+    """
+    gcloud = Path(environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    adc = (
+        "GOOGLE_APPLICATION_CREDENTIALS" in environ
+        or (gcloud / "application_default_credentials.json").is_file()
+    )
+    on_google_cloud = "K_SERVICE" in environ or "GCE_METADATA_HOST" in environ
+    if not (adc or on_google_cloud):
+        return LOCAL_PROJECT
+    return _credentials_project() or LOCAL_PROJECT
+
+
+@cache
+def _credentials_project() -> str | None:
+    """Asked once per process: it may reach the metadata server or run gcloud."""
+    try:
+        import google.auth
+        from google.auth.exceptions import GoogleAuthError
+
+        _, project = google.auth.default()
+    except (ImportError, GoogleAuthError):
+        return None
+    return project
+
+
 def _setting(
     env: str | tuple[str, ...], default: Any, *, secret: bool = False, **constraints: Any
 ) -> Any:
@@ -88,7 +121,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    project: str = _setting(("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT"), "closet-local")
+    project: str = _setting(("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT"), LOCAL_PROJECT)
+    """Unset: found as the Google clients find it (see `find_project`)."""
     uploads_bucket: str = _setting("CLOSET_UPLOADS_BUCKET", "closet-uploads", min_length=3)
     work_bucket: str = _setting("CLOSET_WORK_BUCKET", "closet-work", min_length=3)
     results_bucket: str = _setting("CLOSET_RESULTS_BUCKET", "closet-results", min_length=3)
@@ -208,6 +242,10 @@ class Settings(BaseSettings):
         if unknown:
             raise TypeError(f"no setting called {', '.join(unknown)}")
         warn_unknown_variables(env)
+        if "project" not in overrides and not any(
+            env.get(name) for name in ("GOOGLE_CLOUD_PROJECT", "CLOSET_PROJECT")
+        ):
+            overrides = {**overrides, "project": find_project(env)}
         try:
             with _reading(env):
                 return cls(**overrides)

@@ -1,16 +1,22 @@
-"""The pipeline's plumbing, read from the one declaration in `infra/topology.toml`."""
+"""The pipeline's plumbing, read from the one declaration in `infra/topology.toml`.
+
+The declaration ships inside the package (`common/topology.toml` links to it in the source
+tree, and a wheel holds a copy), so an installed function reads it with `importlib.resources`.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from common.errors import ConfigurationError
-from common.pipelines import all_stages
+from common.pipelines import PIPELINES, all_stages
 
-DECLARATION = Path(__file__).resolve().parent.parent / "infra" / "topology.toml"
+DECLARATION = Path(str(resources.files("common").joinpath("topology.toml")))
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,22 @@ class FunctionSpec:
     ack_deadline_s: int
     memory: str
     min_instances: int
+    group: str | None = None
+    """The optional-dependency group of pyproject.toml the function's image installs."""
+    models: tuple[str, ...] = ()
+    """Weights baked into the function's image (`closet models fetch --function`)."""
+    cpu: int = 1
+    concurrency: int = 80
+    gpu: int = 0
+    reads: tuple[str, ...] = ()
+    """Buckets (uploads, work, results) the function reads; `writes` implies reading too."""
+    writes: tuple[str, ...] = ()
+    publishes: tuple[str, ...] = ()
+    """Functions whose topic this one publishes to: derived from the pipeline declaration
+    (the stage after it in every pipeline; for the uploads trigger, the first stage of every
+    other pipeline), never written in the topology."""
+    secrets: tuple[str, ...] = ()
+    """Environment variables filled from Secret Manager (for example GEMINI_API_KEY)."""
 
 
 @dataclass(frozen=True)
@@ -50,27 +72,51 @@ def load(path: Path = DECLARATION) -> Topology:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"cannot read the topology declaration {path}: {exc}") from None
+    try:
+        return _topology(data, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"bad topology declaration {path}: {exc!r}") from None
+
+
+def _spec(entry: dict[str, Any], name: str, memory: str, min_instances: int) -> FunctionSpec:
+    return FunctionSpec(
+        name=name,
+        topic=entry["topic"],
+        subscription=entry["subscription"],
+        ack_deadline_s=int(entry.get("ack_deadline_s", 60)),
+        memory=entry.get("memory", memory),
+        min_instances=min_instances,
+        group=entry.get("group"),
+        models=tuple(entry.get("models", ())),
+        cpu=int(entry.get("cpu", 1)),
+        concurrency=int(entry.get("concurrency", 80)),
+        gpu=int(entry.get("gpu", 0)),
+        reads=tuple(entry.get("reads", ())),
+        writes=tuple(entry.get("writes", ())),
+        publishes=_publishes(name),
+        secrets=tuple(entry.get("secrets", ())),
+    )
+
+
+def _publishes(function: str) -> tuple[str, ...]:
+    """The functions a function hands work to, read from `common.pipelines`."""
+    targets: list[str] = []
+    for pipeline in PIPELINES.values():
+        if function in pipeline.stages and (following := pipeline.next_stage(function)):
+            targets.append(following)
+    if function == PIPELINES["closet"].first:
+        # The uploads trigger starts every pipeline: it publishes the others' first message.
+        targets += [p.first for p in PIPELINES.values() if p.first != function]
+    return tuple(dict.fromkeys(targets))
+
+
+def _topology(data: dict[str, Any], path: Path) -> Topology:
     dead = data["dead_letter"]
     topology = Topology(
         functions=tuple(
-            FunctionSpec(
-                name=f["name"],
-                topic=f["topic"],
-                subscription=f["subscription"],
-                ack_deadline_s=int(f["ack_deadline_s"]),
-                memory=f.get("memory", "1Gi"),
-                min_instances=int(f.get("min_instances", 0)),
-            )
-            for f in data["function"]
+            _spec(f, f["name"], "1Gi", int(f.get("min_instances", 0))) for f in data["function"]
         ),
-        dead_letter=FunctionSpec(
-            name=dead["function"],
-            topic=dead["topic"],
-            subscription=dead["subscription"],
-            ack_deadline_s=int(dead.get("ack_deadline_s", 60)),
-            memory=dead.get("memory", "512Mi"),
-            min_instances=0,
-        ),
+        dead_letter=_spec(dead, dead["function"], "512Mi", 0),
         max_delivery_attempts=int(dead["max_delivery_attempts"]),
         minimum_backoff_s=int(data["retry"]["minimum_backoff_s"]),
         maximum_backoff_s=int(data["retry"]["maximum_backoff_s"]),

@@ -1,4 +1,9 @@
 import logging
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -130,3 +135,66 @@ def test_readme_lists_every_variable():
     missing = [name for name, _ in env_names() if f"`{name}`" not in readme]
 
     assert missing == []
+
+
+class _MetadataServer(BaseHTTPRequestHandler):
+    """Google's metadata server as far as finding the project goes."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b"metadata-project" if self.path.endswith("/project/project-id") else b"ok"
+        self.send_response(200)
+        self.send_header("Metadata-Flavor", "Google")
+        self.send_header("Content-Type", "application/text")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def project_in_a_fresh_process(tmp_path: Path, **env: str) -> str:
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GOOGLE_", "GCE_", "CLOSET_", "K_"))
+    }
+    # No application default credentials: an empty home and gcloud folder.
+    environ |= {"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), **env}
+    code = "from common.config import Settings; print(Settings.from_env().project)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_on_cloud_run_the_project_comes_from_the_metadata_server(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetadataServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        project = project_in_a_fresh_process(
+            tmp_path, K_SERVICE="segment", GCE_METADATA_HOST=host, GCE_METADATA_IP=host
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert project == "metadata-project"
+
+
+def test_the_environment_names_the_project_before_any_lookup(tmp_path: Path) -> None:
+    unreachable = "127.0.0.1:9"
+    project = project_in_a_fresh_process(
+        tmp_path,
+        GOOGLE_CLOUD_PROJECT="from-env",
+        K_SERVICE="segment",
+        GCE_METADATA_HOST=unreachable,
+        GCE_METADATA_IP=unreachable,
+    )
+
+    assert project == "from-env"
+
+
+def test_off_google_cloud_without_credentials_the_project_is_local(tmp_path: Path) -> None:
+    assert project_in_a_fresh_process(tmp_path) == "closet-local"

@@ -7,6 +7,7 @@ it) or the transformers weights (run by torch).
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from transformers.utils import logging as transformers_logging
 from common.backends.segmentation.base import GarmentMask, Mask, SegmentationBackend
 from common.config import Settings
 from common.errors import ConfigurationError
+from common.models import MANIFEST
 
 # A download-style progress bar per load is noise in Cloud Logging.
 transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
@@ -164,6 +166,18 @@ class _OnnxLogits:
         self(np.zeros((1, 3, *self.warmup_shape[2:]), dtype=np.float32))
 
 
+def _is_optimized(onnx_path: Path) -> bool:
+    """True when the manifest `closet models fetch` wrote says the graph is saved optimised."""
+    manifest = onnx_path.parent / MANIFEST
+    try:
+        saved = json.loads(manifest.read_text()).get("onnx", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (
+        isinstance(saved, dict) and saved.get("file") == onnx_path.name and "optimization" in saved
+    )
+
+
 def _onnx_session(path: Path) -> onnxruntime.InferenceSession:
     try:
         import onnxruntime
@@ -171,7 +185,12 @@ def _onnx_session(path: Path) -> onnxruntime.InferenceSession:
         raise ConfigurationError(f"{path} needs onnxruntime, which is not installed") from exc
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = _available_cpus()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # `closet models fetch` saves the graph already optimised: redoing it costs every start.
+    options.graph_optimization_level = (
+        onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if _is_optimized(path)
+        else onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's errors derive from Exception only
