@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit fuzz clean render images bootstrap deploy apply
+.PHONY: install demo dev test lint format typecheck unit fuzz chaos clean render images bootstrap deploy apply
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ unit: $(STAMP)
 	$(BIN)/pytest tests
 
 test: lint typecheck unit
+
+# Every fault scenario at full size on the emulator topology; figures go to docs/chaos.md.
+chaos: $(STAMP)
+	CLOSET_CHAOS=full $(BIN)/pytest tests/integration/test_chaos.py -v
 
 # The ingest fuzzing of `make test`, with many more examples (about 10 minutes).
 fuzz: $(STAMP)

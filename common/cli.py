@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from common.pipeline import LocalPipeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# `closet dev` stands in for Cloud Scheduler: the watchdog sweeps this often.
+DEV_SWEEP_EVERY_S = 60.0
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
 DEFAULT_OUT = Path("closet-out")
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -449,7 +451,11 @@ def dev(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack = DevStack(
-            Settings.from_env(), ports=args.ports or {}, logs_dir=args.logs, console=sys.stdout
+            Settings.from_env(),
+            ports=args.ports or {},
+            logs_dir=args.logs,
+            console=sys.stdout,
+            sweep_every_s=DEV_SWEEP_EVERY_S,
         )
     except PortsError as exc:
         raise UsageError(str(exc)) from None

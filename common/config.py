@@ -187,6 +187,10 @@ class Settings(BaseSettings):
     cache: bool = _setting("CLOSET_CACHE", True)
     job_ttl_days: int = _setting("CLOSET_JOB_TTL_DAYS", 30, ge=1, le=3650)
     max_attempts: int = _setting("CLOSET_MAX_ATTEMPTS", 5, ge=1, le=100)
+    stuck_after_s: float | None = _setting("CLOSET_STUCK_AFTER_S", None, gt=0)
+    lease_s: float | None = _setting("CLOSET_LEASE_S", None, gt=0)
+    """Unset: 1.2 times the function's ack deadline (see common/service.py)."""
+    """Unset: a stage's ack deadline plus the longest retry backoff (see common/watchdog.py)."""
 
     @classmethod
     def settings_customise_sources(

@@ -56,6 +56,7 @@ def _function_vars(spec: FunctionSpec, topology: Topology) -> dict[str, Any]:
         "writes": sorted(spec.writes),
         "publishes": sorted(topology.function(name).topic for name in spec.publishes),
         "secrets": sorted(spec.secrets),
+        "schedule": spec.schedule or "",
         "dead_lettered": spec is not topology.dead_letter,
     }
 

@@ -177,6 +177,10 @@ class DevStack:
     firestore: FirestoreEmulator | None = None
     gcs: GcsEmulator | None = None
     functions: dict[str, FunctionProcess] = field(default_factory=dict)
+    sweep_every_s: float | None = None
+    """Publish to the scheduled functions' topics this often (the watchdog); None: never."""
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _scheduler: threading.Thread | None = field(default=None, init=False, repr=False)
     streamer: LogStreamer | None = None
 
     def __post_init__(self) -> None:
@@ -254,8 +258,25 @@ class DevStack:
         for function in self.functions.values():
             function.wait_until_ready(self.startup_timeout_s)
         self._create_subscriptions()
+        if self.sweep_every_s:
+            # Cloud Scheduler's part: publish to each scheduled function's topic.
+            self._scheduler = threading.Thread(target=self._schedule, daemon=True)
+            self._scheduler.start()
+
+    def _schedule(self) -> None:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
+
+        publisher = pubsub_v1.PublisherClient()
+        scheduled = [spec for spec in self.topology.all_functions if spec.schedule]
+        assert self.sweep_every_s is not None
+        while not self._stopping.wait(self.sweep_every_s):
+            for spec in scheduled:
+                with contextlib.suppress(Exception):
+                    topic = publisher.topic_path(self.project, spec.topic)
+                    publisher.publish(topic, b"{}").result(timeout=10)
 
     def stop(self) -> None:
+        self._stopping.set()
         for function in self.functions.values():
             function.interrupt()
         for function in self.functions.values():

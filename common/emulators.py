@@ -48,7 +48,10 @@ def free_port(host: str = HOST) -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens there: a server may bind it (connections of an earlier server that are
+    only waiting out TIME_WAIT do not count, as for every server that sets SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -17,7 +17,7 @@ from cloudevents.abstract import CloudEvent
 from common import telemetry
 from common.backends.lazy import Backends, Warm
 from common.config import Settings, get_settings
-from common.events import Ignored, MalformedEvent, WarmUp, decode, delivery_attempt
+from common.events import WARMUP_TYPE, Ignored, MalformedEvent, WarmUp, decode, delivery_attempt
 from common.jobs import first_message, job_id_for, start_job
 from common.pipelines import build_stage as build_handler
 from common.pipelines import pipeline_for_upload, warmer
@@ -26,6 +26,7 @@ from common.runtime import Delivery, Stage, dead_letter, run_stage
 from common.schemas import StageMessage, UploadEvent
 from common.stage import StageContext
 from common.topology import load as load_topology
+from common.watchdog import Watchdog
 
 LEASE_FACTOR = 1.2
 
@@ -143,7 +144,7 @@ class StageService:
             self.ports.bus,
             # A little longer than the time Pub/Sub waits for an answer: a copy redelivered
             # while the first still works finds the step held.
-            lease_s=spec.ack_deadline_s * LEASE_FACTOR,
+            lease_s=self.settings.lease_s or spec.ack_deadline_s * LEASE_FACTOR,
             max_attempts=topology.max_delivery_attempts,
         )
 
@@ -187,6 +188,31 @@ class IngestService(StageService):
         # and a duplicate is settled by the runtime's idempotency.
         self.ports.bus.publish(message)
         return Delivery.DONE
+
+
+class WatchdogService:
+    """Cloud Scheduler's sweep for stuck jobs: any event but a warm-up triggers one sweep."""
+
+    name = "watchdog"
+
+    def __init__(self, watchdog: Watchdog, project: str = "") -> None:
+        self.watchdog = watchdog
+        self.project = project
+
+    @classmethod
+    def create(
+        cls, settings: Settings | None = None, ports: Ports | None = None
+    ) -> WatchdogService:
+        settings, ports = _resolve(settings, ports)
+        watchdog = Watchdog(ports.jobs, ports.bus, load_topology(), settings.stuck_after_s)
+        return cls(watchdog, settings.project)
+
+    def handle(self, event: CloudEvent) -> Delivery:
+        with telemetry.traced(_request_trace(self.project)):
+            if event["type"] == WARMUP_TYPE:
+                return _acknowledged(self.name, event, "warm-up", logging.DEBUG)
+            self.watchdog.sweep()
+            return Delivery.DONE
 
 
 class DeadLetterService:

@@ -43,6 +43,8 @@ class FunctionSpec:
     other pipeline), never written in the topology."""
     secrets: tuple[str, ...] = ()
     """Environment variables filled from Secret Manager (for example GEMINI_API_KEY)."""
+    schedule: str | None = None
+    """Cron schedule on which Cloud Scheduler publishes to its topic (the watchdog's sweep)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,17 @@ def _spec(entry: dict[str, Any], name: str, memory: str, min_instances: int) -> 
         writes=tuple(entry.get("writes", ())),
         publishes=_publishes(name),
         secrets=tuple(entry.get("secrets", ())),
+        schedule=entry.get("schedule"),
     )
+
+
+WATCHDOG = "watchdog"
 
 
 def _publishes(function: str) -> tuple[str, ...]:
     """The functions a function hands work to, read from `common.pipelines`."""
+    if function == WATCHDOG:
+        return tuple(all_stages())  # it re-drives a job at whatever stage it stopped
     targets: list[str] = []
     for pipeline in PIPELINES.values():
         if function in pipeline.stages and (following := pipeline.next_stage(function)):

@@ -82,6 +82,22 @@ resource "google_firestore_database" "jobs" {
 }
 
 # Job documents carry expiresAt; Firestore deletes them once it has passed.
+# The watchdog's query: unfinished jobs by their last change.
+resource "google_firestore_index" "stale_jobs" {
+  project    = var.project
+  database   = google_firestore_database.jobs.name
+  collection = "jobs"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "updatedAt"
+    order      = "ASCENDING"
+  }
+}
+
 resource "google_firestore_field" "jobs_ttl" {
   database   = google_firestore_database.jobs.name
   collection = "jobs"

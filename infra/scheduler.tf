@@ -30,3 +30,18 @@ resource "google_cloud_scheduler_job" "warmup" {
     }
   }
 }
+
+# Functions with a schedule in the topology (the watchdog's sweep) get a message on their topic.
+resource "google_cloud_scheduler_job" "sweep" {
+  for_each = { for name, f in var.functions : name => f if f.schedule != "" }
+
+  name      = "closet-sweep-${each.value.service}"
+  region    = var.region
+  schedule  = each.value.schedule
+  time_zone = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.stage[each.value.topic].id
+    data       = base64encode("{}")
+  }
+}

@@ -92,6 +92,7 @@ variable "functions" {
     reads             = list(string)
     writes            = list(string)
     publishes         = list(string)
+    schedule          = string
     secrets           = list(string)
     dead_lettered     = bool
   }))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Self
 
 from common import imaging
@@ -10,6 +11,8 @@ from common.config import Settings
 from common.ports import BlobStore, JobStore
 from common.schemas import JobUpdate, StageMessage
 from common.stage import StageContext, StageOutcome
+
+PROGRESS_INTERVAL_S = 1.0
 
 
 class TryonGenerate:
@@ -37,9 +40,16 @@ class TryonGenerate:
             description=refs["description"],
         )
 
+        last: list[float] = []
+
         def progress(text: str) -> None:
-            # Only a change of state is written: a few writes per job, well under Firestore's
-            # one write a second per document.
+            # A backend's change of state, coalesced to one write a second at most (Firestore
+            # sustains about one write a second per document); the stage's end is always
+            # written by the runtime, so the latest state shows within a second or at the end.
+            now = time.monotonic()
+            if last and now - last[-1] < PROGRESS_INTERVAL_S:
+                return
+            last.append(now)
             self.jobs.advance(message.job_id, JobUpdate(message=text))
 
         dressed = self.backend.generate(request, progress)

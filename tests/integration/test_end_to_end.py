@@ -367,8 +367,9 @@ def test_a_tryon_of_a_closet_item_completes_live_and_again_from_the_cache(
     assert final.inputs.garment == closet_item
     assert set(final.stages) == {"tryon_prepare", "tryon_generate", "finalize"}
     assert final.stages["tryon_generate"].backend == "fashn"
-    # FASHN's own states reached the listener.
-    assert "Waiting in FASHN's queue" in [s.message for s in recorder.snapshots]
+    # FASHN's own states reached the listener (coalesced to one write a second).
+    states = {"Starting the try-on", "Waiting in FASHN's queue", "Dressing the person (FASHN)"}
+    assert states & {s.message for s in recorder.snapshots}
     assert final.result is not None
     (result,) = final.result.items
     results = gcs.bucket(stack.settings.results_bucket)

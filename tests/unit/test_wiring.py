@@ -37,7 +37,7 @@ def test_every_stage_of_every_pipeline_has_a_handler_and_a_function() -> None:
         for stage in pipeline.stages:
             assert stage in HANDLERS and stage in functions
             assert (ROOT / "functions" / stage / "main.py").is_file()
-    assert set(FUNCTIONS) == {*all_stages(), "dead_letter"}
+    assert set(FUNCTIONS) == {*all_stages(), "dead_letter", "watchdog"}
 
 
 def test_a_topology_without_a_function_for_a_declared_stage_fails_at_load(
