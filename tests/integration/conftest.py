@@ -6,6 +6,7 @@ Elsewhere the integration tests are skipped, with the reason in the summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any, NoReturn
 import pytest
 from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
 
+from common.config import Settings
+from common.devstack import DevStack
 from common.emulators import (
     EmulatorUnavailable,
     FirestoreEmulator,
@@ -34,6 +37,26 @@ def emulators_unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"CI=true but the emulators cannot run: {reason}", pytrace=False)
     pytest.skip(f"EMULATOR TESTS SKIPPED (set CI=true to fail instead): {reason}")
+
+
+@contextlib.contextmanager
+def running_stack(project: str, function_env: dict[str, str]) -> Iterator[DevStack]:
+    """The whole topology (`closet dev`) for a test module; the environment is restored after."""
+    saved = dict(os.environ)
+    stack = DevStack(
+        Settings.from_env({}, project=project),
+        function_env={"GOOGLE_CLOUD_PROJECT": project, **function_env},
+    )
+    try:
+        stack.start()
+    except EmulatorUnavailable as exc:
+        emulators_unavailable(str(exc))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,11 @@ import pytest
 from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
 from common.adapters.firestore import FirestoreJobStore
-from common.config import Settings
 from common.devstack import DevStack
-from common.emulators import EmulatorUnavailable, port_is_free
+from common.emulators import port_is_free
 from common.schemas import Job, JobStatus, StageStatus
 from tests.fakes.gemini_server import FakeGemini
-from tests.integration.conftest import emulators_unavailable
+from tests.integration.conftest import running_stack
 from tests.integration.test_end_to_end import photo as shaded_photo
 from tests.integration.test_end_to_end import push
 
@@ -49,30 +48,17 @@ def gemini() -> Iterator[FakeGemini]:
 
 @pytest.fixture(scope="module")
 def stack(gemini: FakeGemini) -> Iterator[DevStack]:
-    saved = dict(os.environ)
-    stack = DevStack(
-        Settings.from_env({}, project="closet-chaos"),
-        function_env={
-            "GOOGLE_CLOUD_PROJECT": "closet-chaos",
-            "GEMINI_API_KEY": "chaos-key",
-            "CLOSET_GEMINI_BASE_URL": gemini.url,
-            "CLOSET_COMPLETION": "false",
-            "CLOSET_STUCK_AFTER_S": str(STUCK_AFTER_S),
-            # A killed holder's lease runs out within Pub/Sub's retry window here; deployed,
-            # it lasts 1.2 ack deadlines and the watchdog picks the job up after that.
-            "CLOSET_LEASE_S": "8",
-        },
-    )
-    try:
-        stack.start()
-    except EmulatorUnavailable as exc:
-        emulators_unavailable(str(exc))
-    try:
+    function_env = {
+        "GEMINI_API_KEY": "chaos-key",
+        "CLOSET_GEMINI_BASE_URL": gemini.url,
+        "CLOSET_COMPLETION": "false",
+        "CLOSET_STUCK_AFTER_S": str(STUCK_AFTER_S),
+        # A killed holder's lease runs out within Pub/Sub's retry window here; deployed,
+        # it lasts 1.2 ack deadlines and the watchdog picks the job up after that.
+        "CLOSET_LEASE_S": "8",
+    }
+    with running_stack("closet-chaos", function_env) as stack:
         yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
         if FULL and FIGURES:
             REPORT.parent.mkdir(exist_ok=True)
             REPORT.write_text(_report())
@@ -137,15 +123,25 @@ def sweep(stack: DevStack) -> dict[str, Any]:
 
 
 def rss_mb(stack: DevStack) -> dict[str, float]:
-    sizes = {}
-    for name, function in stack.functions.items():
-        process = function.process
-        if process is None:
+    """Resident memory of each function: its gunicorn master and workers together."""
+    groups: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
-        status = Path(f"/proc/{process.pid}/status").read_text()
-        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        sizes[name] = kb / 1024
-    return sizes
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        rss = [line for line in status.splitlines() if line.startswith("VmRSS")]
+        if rss:
+            pgid = int(stat[2])
+            groups[pgid] = groups.get(pgid, 0.0) + int(rss[0].split()[1]) / 1024
+    return {
+        name: groups.get(function.process.pid, 0.0)
+        for name, function in stack.functions.items()
+        if function.process is not None
+    }
 
 
 def test_a_function_killed_mid_job_loses_nothing_and_repeats_no_paid_call(stack, jobs, gcs, gemini):
@@ -338,6 +334,7 @@ def test_many_uploads_at_once_all_finish_with_bounded_writes_and_memory(stack, j
     # Each step writes its claim and its record; nothing else writes a closet job.
     assert max(per_job) <= 2 * stages + 2, per_job
     growth = {name: memory_after[name] - memory_before.get(name, 0) for name in memory_after}
+    assert all(size > 0 for size in memory_after.values()), memory_after  # measured for real
     assert max(growth.values()) < 400, growth
     FIGURES["load"] = {
         "jobs": count,

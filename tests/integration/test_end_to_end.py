@@ -7,7 +7,6 @@ import base64
 import io
 import itertools
 import json
-import os
 import threading
 import time
 import urllib.request
@@ -21,14 +20,12 @@ from google.cloud import firestore, storage  # type: ignore[attr-defined]
 from PIL import Image
 
 from common.adapters.firestore import FirestoreJobStore
-from common.config import Settings
 from common.devstack import DevStack
-from common.emulators import EmulatorUnavailable
 from common.schemas import Job, JobStatus, StageMessage, StageStatus
 from tests import badinputs
 from tests.fakes.fashn_server import FakeFashn
 from tests.fakes.gemini_server import FakeGemini
-from tests.integration.conftest import emulators_unavailable
+from tests.integration.conftest import running_stack
 from tests.synthetic import person_photo
 
 POISON = (40, 170, 60)  # the fake Gemini answers 503 to every request about a garment this green
@@ -49,31 +46,17 @@ def fashn() -> Iterator[FakeFashn]:
 
 @pytest.fixture(scope="module")
 def stack(gemini: FakeGemini, fashn: FakeFashn) -> Iterator[DevStack]:
-    saved = dict(os.environ)
-    settings = Settings.from_env({}, project="closet-e2e")
-    stack = DevStack(
-        settings,
-        function_env={
-            "GOOGLE_CLOUD_PROJECT": "closet-e2e",
-            "GEMINI_API_KEY": "e2e-key",
-            "CLOSET_GEMINI_BASE_URL": gemini.url,
-            "CLOSET_COMPLETION": "false",
-            "CLOSET_TRYON_BACKEND": "fashn",
-            "FASHN_API_KEY": "e2e-fashn",
-            "CLOSET_FASHN_BASE_URL": fashn.url,
-            "CLOSET_TRYON_POLL_S": "0.05",
-        },
-    )
-    try:
-        stack.start()
-    except EmulatorUnavailable as exc:
-        emulators_unavailable(str(exc))
-    try:
+    function_env = {
+        "GEMINI_API_KEY": "e2e-key",
+        "CLOSET_GEMINI_BASE_URL": gemini.url,
+        "CLOSET_COMPLETION": "false",
+        "CLOSET_TRYON_BACKEND": "fashn",
+        "FASHN_API_KEY": "e2e-fashn",
+        "CLOSET_FASHN_BASE_URL": fashn.url,
+        "CLOSET_TRYON_POLL_S": "0.05",
+    }
+    with running_stack("closet-e2e", function_env) as stack:
         yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
