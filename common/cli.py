@@ -359,7 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch_parser.add_argument("job_id", metavar="JOB_ID")
     watch_parser.set_defaults(handler=watch)
+
+    bench_parser = commands.add_parser("bench", help="measure every stage against its target")
+    bench_parser.add_argument("--quick", action="store_true", help="a small run, under a minute")
+    bench_parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON here")
+    bench_parser.add_argument("--out", type=Path, metavar="DIR", help="default: bench/results")
+    bench_parser.add_argument("--cache", type=Path, metavar="DIR", help="models and photo")
+    bench_parser.set_defaults(handler=_bench)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from common.bench.run import command  # torch and the emulators load only for the bench
+
+    return command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

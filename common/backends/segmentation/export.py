@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from transformers import SegformerForSemanticSegmentation
@@ -45,7 +45,7 @@ class _FoldedHead(torch.nn.Module):
     def __init__(self, model: SegformerForSemanticSegmentation) -> None:
         super().__init__()
         self.encoder = model.segformer
-        head = model.decode_head
+        head: Any = model.decode_head
         width = int(head.linear_fuse.out_channels)
         stages = len(head.linear_projections)
         fuse = head.linear_fuse.weight.detach().double()[:, :, 0, 0]
