@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit fuzz chaos clean render images bootstrap deploy apply
+.PHONY: install demo dev test lint format typecheck unit fuzz chaos bench clean render images bootstrap deploy apply
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 # Emulators and every function on this machine; Ctrl-C stops them all.
 dev: $(STAMP)
 	$(BIN)/closet dev --state .closet-dev.json
+
+# Every measure against its target (about 15 minutes); writes bench/results/.
+bench: $(STAMP)
+	$(BIN)/closet bench --json bench/results/bench.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

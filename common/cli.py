@@ -729,11 +729,31 @@ def build_parser() -> argparse.ArgumentParser:
         [verbosity],
     )
     add_fetch_command(models_parser, EPILOG)
+    bench_parser = _command(
+        commands,
+        "bench",
+        "measure every stage against its target (make bench)",
+        "Measure every stage, the encoding, the segmentation serving path, the cold start, end "
+        "to end and throughput on the emulator topology, memory, cut-out quality and cost; "
+        "write a Markdown table, charts and JSON under bench/results.",
+        [verbosity],
+    )
+    bench_parser.add_argument("--quick", action="store_true", help="a small run, under a minute")
+    bench_parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON here")
+    bench_parser.add_argument("--out", type=Path, metavar="DIR", help="default: bench/results")
+    bench_parser.add_argument("--cache", type=Path, metavar="DIR", help="models and photo")
+    bench_parser.set_defaults(handler=_bench)
     return parser
 
 
 def _log_level(verbose: int) -> int:
     return logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from common.bench.run import command  # torch and the emulators load only for the bench
+
+    return command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,3 +171,37 @@ def test_is_the_configured_default() -> None:
     assert isinstance(backend, ClassicBackground)
     assert backend.name == "classic"
     backend.warmup()
+
+
+def bench_scene(name: str) -> tuple[Image.Image, NDArray[np.bool_]]:
+    from common.bench.scenes import render, specs
+
+    scene = render(next(s for s in specs() if s.name == name), width=512, height=384)
+    return scene.image, scene.truth
+
+
+@pytest.mark.parametrize(
+    "name", ["shadow-navy-tshirt", "shadow-grey-dress", "shadow-red-trousers-gradient"]
+)
+def test_a_soft_cast_shadow_stays_outside_the_cutout(name: str) -> None:
+    image, truth = bench_scene(name)
+
+    alpha = alpha_of(image)
+
+    # The shadow falls down and to the right of the garment: that side must be transparent.
+    beside = ndimage.binary_dilation(truth, iterations=12) & ~ndimage.binary_dilation(
+        truth, iterations=3
+    )
+    assert iou(alpha, truth) >= 0.95
+    assert (alpha[beside] >= 128).mean() < 0.05
+
+
+def test_a_hole_that_shows_the_backdrop_stays_transparent() -> None:
+    image, truth = bench_scene("one-bag-with-a-hole")
+    hole = ndimage.binary_fill_holes(truth) & ~truth
+
+    alpha = alpha_of(image)
+
+    assert hole.sum() > 1000
+    assert (alpha[ndimage.binary_erosion(hole, iterations=3)] >= 128).mean() < 0.01
+    assert iou(alpha, truth) >= 0.95

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +20,17 @@ from transformers import (
 from common.backends.segmentation import new_segmentation
 from common.backends.segmentation.segformer import (
     LABELS,
+    Preprocessing,
     SegformerSegmentation,
     export_onnx,
     garments_from_label_map,
 )
+from common.backends.segmentation.upsample import upsampled_argmax
 from common.config import Settings
 from common.errors import ConfigurationError
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 UPPER_CLOTHES, LEFT_SHOE, RIGHT_SHOE = 4, 9, 10
 HAT, HAIR, PANTS, FACE, LEFT_LEG, LEFT_ARM, RIGHT_ARM, BAG = 1, 2, 6, 11, 12, 14, 15, 16
@@ -197,13 +202,64 @@ def test_the_preprocessing_comes_from_the_model_directory(model_dirs: dict[str, 
     with_config = SegformerSegmentation.from_settings(settings_for(model_dirs["upper"]))
     without_config = SegformerSegmentation.from_settings(settings_for(model_dirs["shoes"]))
 
-    assert (with_config.processor.size.height, with_config.processor.size.width) == (64, 64)
-    assert (without_config.processor.size.height, without_config.processor.size.width) == (
-        512,
-        512,
+    assert (with_config.processor.height, with_config.processor.width) == (64, 64)
+    assert (without_config.processor.height, without_config.processor.width) == (512, 512)
+    assert without_config.processor.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert without_config.processor.std == pytest.approx((0.229, 0.224, 0.225))
+
+
+def test_the_numpy_preprocessing_matches_transformers(model_dirs: dict[str, Path]) -> None:
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, size=(90, 120, 3), dtype=np.uint8))
+    ours = Preprocessing.from_dir(model_dirs["upper"])
+    theirs = SegformerImageProcessorPil.from_pretrained(model_dirs["upper"])
+
+    expected = np.asarray(theirs(images=image, return_tensors="np")["pixel_values"])
+
+    assert ours(image).shape == expected.shape == (1, 3, 64, 64)
+    assert np.allclose(ours(image), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(("height", "width"), [(37, 53), (768, 1024), (128, 96)])
+def test_upsampled_argmax_equals_torch_bilinear_then_argmax(height: int, width: int) -> None:
+    rng = np.random.default_rng(height)
+    # Smooth logits, as a model gives: labels form regions with boundaries between them.
+    coarse = rng.normal(size=(18, 8, 8)).astype(np.float32)
+    logits = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse)[None], size=(32, 32), mode="bicubic", align_corners=False
+    )[0].numpy()
+
+    ours = upsampled_argmax(logits, height, width)
+    theirs = torch.nn.functional.interpolate(
+        torch.from_numpy(logits)[None], size=(height, width), mode="bilinear", align_corners=False
+    )[0].argmax(dim=0)
+
+    assert ours.shape == (height, width)
+    assert len(np.unique(ours)) > 2
+    assert (ours == theirs.numpy()).mean() >= 0.9999
+
+
+def test_the_onnx_path_imports_neither_torch_nor_transformers(model_dirs: dict[str, Path]) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from common.backends.segmentation import new_segmentation\n"
+        "from common.config import Settings\n"
+        f"path = Path({str(model_dirs['onnx'])!r})\n"
+        "backend = new_segmentation(Settings.from_env({}, segformer_path=path))\n"
+        "backend.warmup()\n"
+        "found = backend.segment(Image.new('RGB', (40, 30)), np.ones((30, 40), dtype=bool))\n"
+        "print(backend.runtime, [g.label for g in found], 'torch' in sys.modules, "
+        "'transformers' in sys.modules)\n"
     )
-    assert list(without_config.processor.image_mean) == pytest.approx([0.485, 0.456, 0.406])
-    assert list(without_config.processor.image_std) == pytest.approx([0.229, 0.224, 0.225])
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+    )
+
+    assert done.stdout.split() == ["onnx", "['upper-clothes']", "False", "False"]
 
 
 def test_the_registry_builds_segformer_when_a_path_is_configured(

@@ -50,6 +50,11 @@ _BAND_IN = 4  # pixels of the reduced mask re-decided at full resolution, inside
 _DEAD_ZONE = 0.12  # shares below this are background, above one minus this are garment
 _INTERIOR_DEGREE = 4  # of the surface refitted on all background: lens falloff goes as r⁴
 _REFITS = 2
+_MIN_HOLE = 0.002  # enclosed backdrop at least this share of the image stays a hole
+_HOLE_DISTANCE = 2.5  # mean noise-normalised distance of a hole that shows the backdrop
+_SHADOW_DEEPEST = 0.35  # a soft cast shadow keeps at least this share of the backdrop's light
+_SHADOW_SLOPE = 0.06  # most change of that share per reduced pixel inside a soft shadow
+_SHADOW_EDGE = 0.006  # how much steeper at a fine scale than a coarse one an edge is, least
 _SQUARE = np.ones((3, 3), dtype=bool)
 
 
@@ -172,8 +177,13 @@ def _without_specks(candidate: Bools, certain: Bools, min_area: int) -> Bools:
     return np.asarray(keep[labels])
 
 
-def _filled(mask: Bools) -> Bools:
-    """Fill holes: background regions that do not reach the frame are inside a garment."""
+def _filled(mask: Bools, distance: Floats | None = None) -> Bools:
+    """Fill holes: background regions that do not reach the frame are inside a garment.
+
+    Given the `distance` map, large holes that show the backdrop itself (a bag's handle
+    opening) stay open: the backdrop seen through a hole matches the model within noise, a
+    pale print or a fold inside a garment does not.
+    """
     # One labelling pass instead of ndimage.binary_fill_holes, which iterates to convergence.
     labels, count = ndimage.label(~mask)
     if count == 0:
@@ -181,17 +191,53 @@ def _filled(mask: Bools) -> Bools:
     outside = np.zeros(count + 1, dtype=bool)
     for edge in (labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1]):
         outside[edge] = True
+    if distance is not None:
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)
+        sums = np.bincount(labels.ravel(), weights=distance.ravel(), minlength=count + 1)
+        outside |= (sizes >= _MIN_HOLE * mask.size) & (sums < _HOLE_DISTANCE * sizes)
     outside[0] = False
     return np.asarray(~outside[labels])
 
 
-def _segment(distance: Floats) -> Bools:
-    """The garment mask: hysteresis threshold, no specks, holes filled."""
+def _shadows(pixels: Floats, surface: Floats, scale: Floats, candidate: Bools) -> Bools:
+    """Soft cast shadows inside `candidate`: the backdrop darkened, reached from it smoothly.
+
+    In a shadow the backdrop keeps its hue and only darkens, by a share that changes slowly;
+    a garment, even one of the backdrop's hue (grey on white), is bounded by a sharp step. So
+    shadow is what can be reached from the open backdrop through pixels that are a darkened
+    backdrop and whose darkening changes gently.
+    """
+    lightness = np.maximum(surface[..., 2], 1.0)
+    share = pixels[..., 2] / lightness
+    # The colour the backdrop would have, darkened by `share`: only chroma is compared.
+    chroma = (pixels[..., :2] - share[..., None] * surface[..., :2]) / scale[:2]
+    darkened = (np.sqrt(np.sum(chroma**2, axis=-1)) < _LOW) & (share > _SHADOW_DEEPEST)
+    darkened &= share < 1.0 + _LOW * scale[2] / lightness
+    # An edge, however faint, is steeper at a fine scale than at a coarse one; a shadow's
+    # penumbra is as steep at both.
+    fine = ndimage.gaussian_gradient_magnitude(share, 0.8)
+    coarse = ndimage.gaussian_gradient_magnitude(share, 2.0)
+    smooth = (fine < _SHADOW_SLOPE) & (fine - coarse < _SHADOW_EDGE)
+    reach = smooth & (darkened | ~candidate)
+    labels, count = ndimage.label(reach, structure=_SQUARE)
+    if count == 0:
+        return np.zeros_like(candidate)
+    open_backdrop = np.bincount(labels[~candidate & reach], minlength=count + 1) > 0
+    open_backdrop[0] = False
+    return np.asarray(open_backdrop[labels] & candidate)
+
+
+def _segment(distance: Floats, shadow: Bools | None = None) -> Bools:
+    """The garment mask: hysteresis threshold, no shadows, no specks, holes filled."""
     # No morphological closing: on the reduced copy it would bridge real gaps (an armpit, the
     # space between trouser legs) several full-size pixels wide.
     min_area = max(4, int(_MIN_AREA * distance.size))
-    mask = _without_specks(distance > _LOW, distance > _HIGH, min_area)
-    return _filled(mask)
+    candidate, certain = distance > _LOW, distance > _HIGH
+    if shadow is not None:
+        candidate &= ~shadow
+        certain &= ~shadow
+    mask = _without_specks(candidate, certain, min_area)
+    return _filled(mask, distance)
 
 
 def _model_residual(
@@ -274,7 +320,8 @@ def _edge_alpha(
     alpha[ys, xs] = np.rint(np.clip(share, 0.0, 1.0) * 255).astype(np.uint8)
     # Only the transition itself stays soft: texture makes the share of a pixel well inside
     # (or well outside) wander, which would read as a faint, ragged rim.
-    hard = _filled(alpha >= 128)
+    # Holes of the alpha inside the mask are texture; holes of the mask itself stay open.
+    hard = (alpha >= 128) | (_filled(alpha >= 128) & _upscaled(mask, width, height).astype(bool))
     alpha[ndimage.binary_erosion(hard, structure=_SQUARE, border_value=1)] = 255
     alpha[ndimage.binary_erosion(~hard, structure=_SQUARE, border_value=1)] = 0
     alpha[hard & (alpha < 128)] = 128
@@ -323,6 +370,10 @@ class ClassicBackground(BackgroundBackend):
             degree = _INTERIOR_DEGREE
             surface = _surface(coef, degree, sh, sw)
             mask = _segment(_distance(pixels, surface, scale))
+        distance = _distance(pixels, surface, scale)
+        shadow = _shadows(pixels, surface, scale, distance > _LOW)
+        if shadow.any():
+            mask = _segment(distance, shadow)
 
         alpha = np.zeros((height, width), dtype=np.uint8)
         if mask.any():

@@ -1,41 +1,33 @@
 """SegFormer clothes parsing in the `mattmdjaga/segformer_b2_clothes` layout, weights on disk.
 
 The directory holds `config.json` (the labels), an optional `preprocessor_config.json`, and
-either `model.onnx` (run by ONNX Runtime, about three times faster on CPU; `export_onnx` writes
-it) or the transformers weights (run by torch).
+either `model.onnx` (the serving path: ONNX Runtime, numpy, no torch; `export_onnx` writes it
+at build time) or the transformers weights (run by torch, for development).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Self, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from PIL import Image
-from transformers import (
-    SegformerConfig,
-    SegformerForSemanticSegmentation,
-    SegformerImageProcessorPil,
-)
-from transformers.utils import logging as transformers_logging
 
 from common.backends.segmentation.base import GarmentMask, Mask, SegmentationBackend
+from common.backends.segmentation.upsample import upsampled_argmax
 from common.config import Settings
 from common.errors import ConfigurationError
 from common.models import MANIFEST
-
-# A download-style progress bar per load is noise in Cloud Logging.
-transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 if TYPE_CHECKING:
     import onnxruntime
 
 LabelMap = npt.NDArray[np.integer[Any]]
+Logits = npt.NDArray[np.float32]
 
 # The 18 labels of segformer_b2_clothes, in id order.
 LABELS: tuple[str, ...] = (
@@ -103,8 +95,20 @@ def garments_from_label_map(label_map: LabelMap, foreground: Mask) -> list[Garme
     return garments
 
 
-def _check_labels(config: SegformerConfig, path: Path) -> None:
-    id2label = {int(k): str(v).strip().lower() for k, v in (config.id2label or {}).items()}
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} is not a JSON object")
+    return data
+
+
+def check_labels(config: dict[str, Any], path: Path) -> None:
+    """The model's `id2label` must be segformer_b2_clothes' 18 labels."""
+    raw = config.get("id2label") or {}
+    id2label = {int(k): str(v).strip().lower() for k, v in raw.items()}
     expected = {i: name.lower() for i, name in enumerate(LABELS)}
     if id2label != expected:
         found = ", ".join(f"{k} {v}" for k, v in sorted(id2label.items()))
@@ -114,41 +118,80 @@ def _check_labels(config: SegformerConfig, path: Path) -> None:
         )
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
     # Both runtimes size their pools from the host's cores; a container may be allowed fewer.
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class _Logits(Protocol):
+def _triple(values: Any) -> tuple[float, float, float]:
+    if isinstance(values, int | float):
+        return (float(values),) * 3
+    first, second, third = (float(v) for v in values)
+    return first, second, third
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """SegformerImageProcessor's steps in numpy: resize, rescale, normalise, channels first."""
+
+    height: int = 512
+    width: int = 512
+    resize: bool = True
+    resample: int = int(Image.Resampling.BILINEAR)
+    rescale: float | None = 1 / 255
+    mean: tuple[float, float, float] | None = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] | None = (0.229, 0.224, 0.225)
+
+    @classmethod
+    def from_dir(cls, path: Path) -> Preprocessing:
+        """From `preprocessor_config.json`, or the real model's defaults when there is none."""
+        file = path / "preprocessor_config.json"
+        if not file.is_file():
+            return cls()
+        config = _read_json(file)
+        size = config.get("size") or {}
+        default = cls()
+        normalise = bool(config.get("do_normalize", True))
+        mean = _triple(config.get("image_mean", default.mean)) if normalise else None
+        std = _triple(config.get("image_std", default.std)) if normalise else None
+        rescale = float(config.get("rescale_factor", 1 / 255))
+        return cls(
+            height=int(size.get("height", default.height)),
+            width=int(size.get("width", default.width)),
+            resize=bool(config.get("do_resize", True)),
+            resample=int(config.get("resample", default.resample)),
+            rescale=rescale if config.get("do_rescale", True) else None,
+            mean=mean,
+            std=std,
+        )
+
+    def __call__(self, image: Image.Image) -> npt.NDArray[np.float32]:
+        """Pixel values (1, 3, H, W) of an RGB image."""
+        if self.resize and image.size != (self.width, self.height):
+            image = image.resize((self.width, self.height), Image.Resampling(self.resample))
+        pixels = np.asarray(image, dtype=np.float32)
+        # One fused scale and shift per channel: (x * rescale - mean) / std.
+        scale = np.full(3, self.rescale if self.rescale is not None else 1.0, dtype=np.float32)
+        shift = np.zeros(3, dtype=np.float32)
+        if self.mean is not None and self.std is not None:
+            std = np.asarray(self.std, dtype=np.float32)
+            scale = scale / std
+            shift = -np.asarray(self.mean, dtype=np.float32) / std
+        chw = np.ascontiguousarray((pixels * scale + shift).transpose(2, 0, 1))
+        return chw[None].astype(np.float32, copy=False)
+
+
+class LogitsRuntime(Protocol):
     """Pixel values (1, 3, H, W) to logits (1, 18, H/4, W/4)."""
 
     runtime: str
 
-    def __call__(self, pixel_values: npt.NDArray[np.float32]) -> torch.Tensor: ...
+    def __call__(self, pixel_values: npt.NDArray[np.float32]) -> Logits: ...
 
     def warmup(self) -> None: ...
 
 
-class _TorchLogits:
-    runtime = "torch"
-
-    def __init__(self, model: SegformerForSemanticSegmentation) -> None:
-        cast(torch.nn.Module, model).eval()  # no dropout; inference_mode handles the grads
-        self.model = model
-        if torch.get_num_threads() > _available_cpus():
-            torch.set_num_threads(_available_cpus())
-
-    def __call__(self, pixel_values: npt.NDArray[np.float32]) -> torch.Tensor:
-        with torch.inference_mode():
-            return cast(
-                torch.Tensor, self.model(pixel_values=torch.from_numpy(pixel_values)).logits
-            )
-
-    def warmup(self) -> None:
-        self(np.zeros((1, 3, 64, 64), dtype=np.float32))
-
-
-class _OnnxLogits:
+class OnnxLogits:
     runtime = "onnx"
 
     def __init__(self, session: onnxruntime.InferenceSession) -> None:
@@ -158,9 +201,9 @@ class _OnnxLogits:
         # An export may fix the input size; warm up with it, else with a small image.
         self.warmup_shape = tuple(d if isinstance(d, int) else 64 for d in shape)
 
-    def __call__(self, pixel_values: npt.NDArray[np.float32]) -> torch.Tensor:
+    def __call__(self, pixel_values: npt.NDArray[np.float32]) -> Logits:
         outputs = self.session.run(None, {self.input_name: pixel_values})
-        return torch.from_numpy(np.asarray(outputs[0], dtype=np.float32))
+        return np.asarray(outputs[0], dtype=np.float32)
 
     def warmup(self) -> None:
         self(np.zeros((1, 3, *self.warmup_shape[2:]), dtype=np.float32))
@@ -178,13 +221,15 @@ def _is_optimized(onnx_path: Path) -> bool:
     )
 
 
-def _onnx_session(path: Path) -> onnxruntime.InferenceSession:
+def onnx_session(path: Path) -> onnxruntime.InferenceSession:
+    """A CPU session; a graph `export_onnx` optimised at build time is not optimised again."""
     try:
         import onnxruntime
     except ImportError as exc:
         raise ConfigurationError(f"{path} needs onnxruntime, which is not installed") from exc
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = _available_cpus()
+    options.intra_op_num_threads = available_cpus()
+    options.inter_op_num_threads = 1
     # `closet models fetch` saves the graph already optimised: redoing it costs every start.
     options.graph_optimization_level = (
         onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -197,54 +242,26 @@ def _onnx_session(path: Path) -> onnxruntime.InferenceSession:
         raise ConfigurationError(f"cannot load the segformer ONNX model {path}: {exc}") from exc
 
 
-def _processor(path: Path) -> SegformerImageProcessorPil:
-    if (path / "preprocessor_config.json").is_file():
-        return SegformerImageProcessorPil.from_pretrained(path, local_files_only=True)
-    # The real model's preprocessing: 512x512, ImageNet mean and std.
-    return SegformerImageProcessorPil()
-
-
-class _LogitsOnly(torch.nn.Module):
-    """The model with a tensor output, as the exporter wants it."""
-
-    def __init__(self, model: SegformerForSemanticSegmentation) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return cast(torch.Tensor, self.model(pixel_values=pixel_values).logits)
-
-
 def export_onnx(path: Path) -> Path:
-    """Write `model.onnx` next to the transformers weights in `path` (a build step, not serving)."""
-    model = SegformerForSemanticSegmentation.from_pretrained(
-        path, local_files_only=True, dtype=torch.float32
-    )
-    cast(torch.nn.Module, model).eval()
-    size = _processor(path).size
+    """Write the serving graph `model.onnx` next to the transformers weights in `path`.
 
-    target = path / ONNX_FILE
-    with warnings.catch_warnings():
-        # The legacy exporter warns that it is legacy, and the tracer about a shape check
-        # that is constant for a fixed input size.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", "Converting a tensor to a Python boolean")
-        torch.onnx.export(
-            _LogitsOnly(model).eval(),
-            (torch.zeros((1, 3, size["height"], size["width"]), dtype=torch.float32),),
-            str(target),
-            input_names=["pixel_values"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamo=False,  # the dynamo exporter needs onnxscript, not installed
-        )
-    return target
+    A build step (it needs torch and transformers); serving never calls it.
+    """
+    from common.backends.segmentation.export import export_serving_graph
+
+    return export_serving_graph(path, Preprocessing.from_dir(path))
+
+
+def _torch_logits(path: Path) -> LogitsRuntime:
+    from common.backends.segmentation.eager import TorchLogits
+
+    return TorchLogits.from_dir(path)
 
 
 class SegformerSegmentation(SegmentationBackend):
     name = "segformer"
 
-    def __init__(self, logits: _Logits, processor: SegformerImageProcessorPil) -> None:
+    def __init__(self, logits: LogitsRuntime, processor: Preprocessing) -> None:
         self.logits = logits
         self.processor = processor
 
@@ -265,33 +282,19 @@ class SegformerSegmentation(SegmentationBackend):
             raise ConfigurationError(
                 f"segformer weights not found in {path}: expected {' or '.join(_WEIGHT_FILES)}"
             )
-        try:
-            config = SegformerConfig.from_pretrained(path, local_files_only=True)
-            _check_labels(config, path)
-            processor = _processor(path)
-            if (path / ONNX_FILE).is_file():
-                logits: _Logits = _OnnxLogits(_onnx_session(path / ONNX_FILE))
-            else:
-                model = SegformerForSemanticSegmentation.from_pretrained(
-                    path, config=config, local_files_only=True, dtype=torch.float32
-                )
-                logits = _TorchLogits(model)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot load the segformer model from {path}: {exc}") from exc
+        check_labels(_read_json(path / "config.json"), path)
+        processor = Preprocessing.from_dir(path)
+        if (path / ONNX_FILE).is_file():
+            logits: LogitsRuntime = OnnxLogits(onnx_session(path / ONNX_FILE))
+        else:
+            logits = _torch_logits(path)
         return cls(logits, processor)
 
     def label_map(self, image: Image.Image) -> npt.NDArray[np.uint8]:
         """The per-pixel label id of the RGB `image`, at the image's size."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        inputs = self.processor(images=rgb, return_tensors="np")
-        pixel_values = np.asarray(inputs["pixel_values"], dtype=np.float32)
-        logits = self.logits(pixel_values)
-        with torch.inference_mode():
-            upsampled = torch.nn.functional.interpolate(
-                logits, size=(rgb.height, rgb.width), mode="bilinear", align_corners=False
-            )
-            labels = upsampled[0].argmax(dim=0).to(torch.uint8)
-        return cast(npt.NDArray[np.uint8], labels.numpy())
+        logits = self.logits(self.processor(rgb))
+        return upsampled_argmax(logits[0], rgb.height, rgb.width)
 
     def segment(self, image: Image.Image, foreground: Mask) -> list[GarmentMask]:
         return garments_from_label_map(self.label_map(image), foreground)

@@ -1,0 +1,1 @@
+"""`closet bench`: every stage measured against its anchor in one run."""
