@@ -1,15 +1,23 @@
 """What each Cloud Run function does per event; built once per instance, at import time.
 
-Models load when a service is built, so a warm instance never loads one inside a request.
+A stage's models load in the process that serves it: functions-framework imports the entry
+point in gunicorn's master and then forks the worker, and ONNX Runtime's thread pool (like any
+native thread) does not survive a fork; a model loaded at import ran on one thread. So the
+worker loads them as it is forked, before it accepts a request: a warm instance never loads
+one inside a request, and the startup probe and the Scheduler's warm-up wait for them.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+import threading
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import flask
 from cloudevents.abstract import CloudEvent
@@ -29,6 +37,8 @@ from common.topology import load as load_topology
 from common.watchdog import Watchdog
 
 LEASE_FACTOR = 1.2
+WORKER_BOOT_ERROR = 3
+"""The exit status by which a gunicorn worker tells its master it could not boot (it halts)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,82 @@ def build_stage(name: str, settings: Settings, ports: Ports) -> tuple[Stage, War
     warm = warmer(name, backends)
     context = StageContext(settings, ports.blobs, ports.jobs, backends)
     return build_handler(name, context), warm
+
+
+class StageLoader:
+    """The stage called `name` with its models: built once per process, in the serving one.
+
+    A gunicorn worker builds it as it is forked from the master that imported the entry point;
+    any other process (the Flask debug server, tests, an image build) on first use.
+    """
+
+    def __init__(self, name: str, settings: Settings, ports: Ports) -> None:
+        self.name = name
+        self.settings = settings
+        self.ports = ports
+        self._lock = threading.Lock()
+        self._built: tuple[Stage, Warm] | None = None
+        self._built_in = 0
+        self._imported_in = os.getpid()
+        _LOADERS.add(self)
+
+    def get(self) -> tuple[Stage, Warm]:
+        """This process's stage and warmer, built now if this process has none yet."""
+        built = self._built
+        if built is None or self._built_in != os.getpid():
+            with self._lock:
+                if self._built is None or self._built_in != os.getpid():
+                    self._built = self._build()
+                    self._built_in = os.getpid()
+                built = self._built
+        return built
+
+    def _build(self) -> tuple[Stage, Warm]:
+        started = time.perf_counter()
+        built = build_stage(self.name, self.settings, self.ports)
+        ms = round((time.perf_counter() - started) * 1000)
+        message = f"{self.name} loaded its models in {ms} ms (pid {os.getpid()})"
+        telemetry.log(logging.INFO, message, function=self.name, pid=os.getpid(), ms=ms)
+        return built
+
+    def after_fork(self) -> None:
+        """In a child process: drop the parent's lock; in a gunicorn worker, load the models now."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+        worker = os.getppid() == self._imported_in and os.environ.get(
+            "SERVER_SOFTWARE", ""
+        ).startswith("gunicorn/")  # gunicorn's master announces itself so
+        if not worker:
+            return
+        try:
+            self.get()
+        except Exception as exc:  # a model that cannot load must stop the instance at start
+            telemetry.log(
+                logging.CRITICAL,
+                f"{self.name} could not load its models: {exc}",
+                function=self.name,
+                error=type(exc).__name__,
+            )
+            logging.shutdown()
+            # An exception here would only be printed; this status halts gunicorn's master.
+            os._exit(WORKER_BOOT_ERROR)
+
+
+_LOADERS: weakref.WeakSet[StageLoader] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for loader in list(_LOADERS):
+        loader.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def preload(function: str) -> None:
+    """Import `function`'s entry point and load its models here: an image's build step."""
+    service = importlib.import_module(f"functions.{function}.main").service
+    if isinstance(service, StageService):
+        service.load()
 
 
 def _resolve(settings: Settings | None, ports: Ports | None) -> tuple[Settings, Ports]:
@@ -94,19 +180,30 @@ def _acknowledged(function: str, event: CloudEvent, reason: str, level: int) -> 
 class StageService:
     """One pipeline stage behind a Pub/Sub push subscription."""
 
-    def __init__(self, settings: Settings, ports: Ports, stage: Stage, warm: Warm) -> None:
-        self.settings = settings
-        self.ports = ports
-        self.stage = stage
-        self.warm = warm
+    def __init__(self, loader: StageLoader) -> None:
+        self.loader = loader
+        self.name = loader.name
+        self.settings = loader.settings
+        self.ports = loader.ports
 
     @classmethod
     def create(
         cls, name: str, settings: Settings | None = None, ports: Ports | None = None
-    ) -> StageService:
+    ) -> Self:
+        """Settings and clients now; the models in the process that serves (see the module)."""
         settings, ports = _resolve(settings, ports)
-        stage, warm = build_stage(name, settings, ports)
-        return cls(settings, ports, stage, warm)
+        return cls(StageLoader(name, settings, ports))
+
+    @property
+    def stage(self) -> Stage:
+        return self.loader.get()[0]
+
+    def load(self) -> None:
+        """Load the stage's models in this process now, if it has not."""
+        self.loader.get()
+
+    def warm(self) -> None:
+        self.loader.get()[1]()
 
     def handle(self, event: CloudEvent) -> Delivery:
         """Settle one event; raises (the framework answers 5xx) only for transient errors."""
@@ -114,7 +211,7 @@ class StageService:
             return self._settle(event)
 
     def _settle(self, event: CloudEvent) -> Delivery:
-        name = self.stage.name
+        name = self.name
         envelope = _request_body()
         try:
             decoded = decode(event, envelope=envelope)
@@ -136,7 +233,7 @@ class StageService:
 
     def _run(self, message: StageMessage) -> Delivery:
         topology = load_topology()
-        spec = topology.function(self.stage.name)
+        spec = topology.function(self.name)
         return run_stage(
             self.stage,
             message,
@@ -149,9 +246,7 @@ class StageService:
         )
 
     def on_upload(self, event: CloudEvent, upload: UploadEvent, attempt: int | None) -> Delivery:
-        return _acknowledged(
-            self.stage.name, event, "uploads start jobs at ingest", logging.WARNING
-        )
+        return _acknowledged(self.name, event, "uploads start jobs at ingest", logging.WARNING)
 
 
 class IngestService(StageService):
@@ -164,26 +259,24 @@ class IngestService(StageService):
     @classmethod
     def create(
         cls, name: str = "ingest", settings: Settings | None = None, ports: Ports | None = None
-    ) -> IngestService:
-        settings, ports = _resolve(settings, ports)
-        stage, warm = build_stage(name, settings, ports)
-        return cls(settings, ports, stage, warm)
+    ) -> Self:
+        return super().create(name, settings, ports)
 
     def on_upload(self, event: CloudEvent, upload: UploadEvent, attempt: int | None) -> Delivery:
         if upload.bucket != self.settings.uploads_bucket:
             # Outputs live in other buckets; a notification from them must never start a job.
             reason = f"{upload.bucket} is not the uploads bucket"
-            return _acknowledged(self.stage.name, event, reason, logging.WARNING)
+            return _acknowledged(self.name, event, reason, logging.WARNING)
         # A redelivered upload finds its job and runs ingest again: run_stage skips finished work.
         job, _ = start_job(upload, self.ports.jobs, self.settings)
         message = first_message(job)
         if attempt:
             message = message.model_copy(update={"attempt": attempt})
-        if message.stage == self.stage.name:
+        if message.stage == self.name:
             return self._run(message)
         if job.status.terminal or message.stage in job.stages:
             reason = f"{job.kind} job {job.id} already began at {message.stage}"
-            return _acknowledged(self.stage.name, event, reason, logging.INFO)
+            return _acknowledged(self.name, event, reason, logging.INFO)
         # Published on every delivery until the first stage begins: a lost publish is redone,
         # and a duplicate is settled by the runtime's idempotency.
         self.ports.bus.publish(message)

@@ -7,7 +7,7 @@ from cloudevents.http import CloudEvent
 
 from common.service import StageService
 
-# Built at import: the model loads once per instance, never inside a request.
+# Built at import; its models load in the serving worker, never inside a request.
 service = StageService.create("remove_background")
 
 

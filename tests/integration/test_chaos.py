@@ -6,12 +6,10 @@ and writes the figures to docs/chaos.md. Each scenario fails when its guarantee 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.integration.conftest import running_stack
 from tests.integration.test_end_to_end import photo as shaded_photo
 from tests.integration.test_end_to_end import push
+from tests.push import PUBLISHED, post_cloud_event
 
 FULL = os.environ.get("CLOSET_CHAOS") == "full"
 SIZES = {
@@ -104,22 +103,14 @@ def garments(done: dict[str, Job]) -> int:
     return sum(len(job.result.items) for job in done.values() if job.result)
 
 
-def sweep(stack: DevStack) -> dict[str, Any]:
-    """One watchdog sweep, as Cloud Scheduler triggers it."""
-    request = urllib.request.Request(
+def sweep(stack: DevStack) -> int:
+    """One watchdog sweep, as Cloud Scheduler triggers it; the HTTP status."""
+    return post_cloud_event(
         stack.functions["watchdog"].url,
-        data=json.dumps({"message": {"data": "", "messageId": uuid.uuid4().hex}}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "ce-specversion": "1.0",
-            "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "ce-source": "//pubsub.googleapis.com/projects/closet-chaos/topics/closet-watchdog",
-            "ce-id": uuid.uuid4().hex,
-        },
-        method="POST",
+        PUBLISHED,
+        "//pubsub.googleapis.com/projects/closet-chaos/topics/closet-watchdog",
+        {"message": {"data": "", "messageId": uuid.uuid4().hex}},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return {"status": response.status}
 
 
 def rss_mb(stack: DevStack) -> dict[str, float]:

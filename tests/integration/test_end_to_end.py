@@ -26,6 +26,7 @@ from tests import badinputs
 from tests.fakes.fashn_server import FakeFashn
 from tests.fakes.gemini_server import FakeGemini
 from tests.integration.conftest import running_stack
+from tests.push import WARMUP, post_cloud_event
 from tests.synthetic import person_photo
 
 POISON = (40, 170, 60)  # the fake Gemini answers 503 to every request about a garment this green
@@ -269,20 +270,9 @@ def test_outputs_never_start_a_job(stack, jobs, gcs):
 def test_every_function_answers_a_warm_up(stack):
     # How fast is the benchmark's business; here: every function accepts the event.
     for name, function in stack.functions.items():
-        request = urllib.request.Request(
-            function.url,
-            data=b"{}",
-            headers={
-                "Content-Type": "application/json",
-                "ce-specversion": "1.0",
-                "ce-type": "closet.warmup",
-                "ce-source": "//cloudscheduler.googleapis.com/e2e",
-                "ce-id": uuid.uuid4().hex,
-            },
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert 200 <= response.status < 300, name
+        status = post_cloud_event(function.url, WARMUP, "//cloudscheduler.googleapis.com/e2e")
+
+        assert 200 <= status < 300, name
 
 
 def test_results_are_readable_images(stack, jobs, gcs):

@@ -416,7 +416,8 @@ def test_the_image_runs_as_a_non_root_user_with_functions_framework() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert cmd == ['CMD ["functions-framework"]']
     assert any("FUNCTION_SIGNATURE_TYPE=cloudevent" in line for line in final)
-    assert any('python -c "import main"' in line for line in final), "imported at build time"
+    preload = "from common.service import preload; preload('${FUNCTION}')"
+    assert any(preload in line for line in final), "imported and loaded at build time"
     # Weights come from the build stage that fetched them, never from the serving process.
     assert any(line.startswith("COPY --from=weights /models") for line in final)
     assert any("closet models fetch" in line for line in dockerfile_stages()[1])

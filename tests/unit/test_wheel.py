@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from common.topology import load
+from tests.push import WARMUP, post_cloud_event
 
 pytestmark = pytest.mark.slow
 
@@ -80,26 +79,15 @@ def free_port() -> int:
 
 def warm_up(port: int, deadline_s: float = 120.0) -> int:
     """POST the Cloud Scheduler warm-up CloudEvent until the server answers; its status."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/",
-        data=b"{}",
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "ce-specversion": "1.0",
-            "ce-type": "closet.warmup",
-            "ce-source": "//cloudscheduler.googleapis.com/closet-warmup",
-            "ce-id": "warmup-test",
-        },
-    )
     give_up = time.monotonic() + deadline_s
     while True:
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status: int = response.status
-                return status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+            return post_cloud_event(
+                f"http://127.0.0.1:{port}/",
+                WARMUP,
+                "//cloudscheduler.googleapis.com/closet-warmup",
+                timeout_s=10,
+            )
         except OSError:
             if time.monotonic() > give_up:
                 raise

@@ -20,9 +20,11 @@ FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py")
 # Code a deployed function must never load: the local runner and the emulator harness.
 LOCAL_ONLY = ("common.pipeline", "common.devstack", "common.emulators", "common.cli")
 
+# Imported and loaded, as an image build does (a worker loads the same after the fork).
 PROBE = """
-import json, sys, importlib
-importlib.import_module(sys.argv[1])
+import json, sys
+from common.service import preload
+preload(sys.argv[1])
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("common", "functions")))))
 """
 
@@ -66,7 +68,7 @@ def test_a_function_imports_its_own_handler_and_no_local_code(
         "CLOSET_LOCAL_ROOT": str(tmp_path),
     }
     probe = subprocess.run(
-        [sys.executable, "-c", PROBE, f"functions.{function}.main"],
+        [sys.executable, "-c", PROBE, function],
         cwd=ROOT,
         env=env,
         capture_output=True,
