@@ -20,7 +20,7 @@ from transformers import SegformerForSemanticSegmentation, SegformerImageProcess
 
 from common.backends.segmentation.segformer import available_cpus, export_onnx
 from common.devstack import FunctionProcess
-from common.emulators import free_port
+from common.emulators import EmulatorError, free_port
 from common.topology import load
 from tests.push import WARMUP, post_cloud_event
 from tests.unit.test_segformer import save_model_where_label_wins, tiny_config
@@ -103,3 +103,18 @@ def test_the_model_loads_in_the_worker_with_onnx_runtimes_threads(onnx_model: Pa
         # ONNX Runtime starts one thread as it is imported, and its session's intra-op pool one
         # per allowed CPU besides the caller's: a pool made in the master is not in the worker.
         assert threads[1] - baseline_threads[1] >= available_cpus()
+
+
+def test_a_model_that_cannot_load_stops_the_function_at_start(tmp_path: Path) -> None:
+    env = function_env(CLOSET_SEGFORMER_PATH=str(tmp_path / "no-such-model"))
+    function = FunctionProcess(load().function("segment"), free_port(), env)
+    function.launch()
+    try:
+        with pytest.raises(EmulatorError, match="exited") as failed:
+            function.wait_until_ready(timeout_s=180)
+    finally:
+        function.interrupt()
+        function.stop()
+
+    assert "segment could not load its models" in str(failed.value)
+    assert "segformer model directory not found" in str(failed.value)
