@@ -48,9 +48,14 @@ class HubModel:
 
 SEGFORMER = HubModel(
     repo_id="mattmdjaga/segformer_b2_clothes",
-    # A branch moves; the checksums below are what pins the content: a changed file on `main`
-    # fails the build instead of shipping. Set --segformer-revision to a commit to pin that too.
-    revision="main",
+    # A commit, not `main`. The Hub cannot be reached from where this was written; the hash is
+    # taken from public code that pins this repository at this commit with exactly the three
+    # SHA-256s below (a mask-generation script: MODEL_REVISION with MODEL_WEIGHTS_SHA256,
+    # MODEL_CONFIG_SHA256 and PREPROCESSOR_SHA256; a weight table pairing revision and the
+    # model.safetensors SHA-256), and from a huggingface_hub cache path
+    # `models--mattmdjaga--segformer_b2_clothes/snapshots/<this hash>`. The checksums pin the
+    # content in any case, and `closet models fetch` prints and records the commit it read.
+    revision="584abc1e1d260e23c0fc627c5217a09b2b461046",
     files=("config.json", "preprocessor_config.json", "model.safetensors"),
     sha256={
         "config.json": "4b5127ca00fe61187b6cc6c232c9e19326ed228683f8f5c221790be9cc196a6e",
@@ -253,6 +258,15 @@ def fetch(
     return written
 
 
+def _provenance(path: Path) -> str:
+    """ " (REPO at commit SHA)" from the manifest beside fetched weights: what to pin."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return ""
+    return f" ({manifest['repo']} at commit {manifest['commit']})" if manifest.get("commit") else ""
+
+
 def fetch_command(args: argparse.Namespace) -> int:
     """`closet models fetch`: exit 0 when everything landed and checked, 1 otherwise."""
     from common import topology
@@ -271,12 +285,11 @@ def fetch_command(args: argparse.Namespace) -> int:
     segformer = SEGFORMER
     if args.segformer_repo or args.segformer_revision:
         repo = args.segformer_repo or SEGFORMER.repo_id
-        # Pinned checksums belong to the pinned repository; another one is checked against
-        # the content addresses the Hub reports.
-        pins = SEGFORMER.sha256 if repo == SEGFORMER.repo_id and not args.segformer_revision else {}
-        segformer = HubModel(
-            repo, args.segformer_revision or SEGFORMER.revision, SEGFORMER.files, pins
-        )
+        # The pinned commit and checksums belong to the pinned repository; another one is read
+        # at `main` unless told, and checked against the content addresses the Hub reports.
+        pinned = repo == SEGFORMER.repo_id and not args.segformer_revision
+        revision = args.segformer_revision or (SEGFORMER.revision if pinned else "main")
+        segformer = HubModel(repo, revision, SEGFORMER.files, SEGFORMER.sha256 if pinned else {})
     try:
         written = fetch(
             args.to,
@@ -290,7 +303,7 @@ def fetch_command(args: argparse.Namespace) -> int:
         print(f"closet models fetch: error: {exc}", file=sys.stderr)
         return 1
     for path in written:
-        print(f"fetched {path}")
+        print(f"fetched {path}{_provenance(path)}")
     if not written:
         print("nothing to fetch: no model configured for this function")
     return 0

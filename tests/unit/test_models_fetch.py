@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,10 +21,14 @@ from transformers import SegformerForSemanticSegmentation, SegformerImageProcess
 from common.backends.background.u2net import U2netBackground
 from common.backends.segmentation.segformer import SegformerSegmentation
 from common.config import Settings
-from common.models import FetchPlan
+from common.models import SEGFORMER, FetchPlan
 from tests.fakes.hub_server import HubRepo, HubServer, hub_server
 from tests.unit.test_background_u2net import write_brightness_model
-from tests.unit.test_segformer import save_model_where_label_wins, tiny_config
+from tests.unit.test_segformer import (
+    save_model_where_label_wins,
+    segment_in_a_fresh_interpreter,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +108,14 @@ def test_segformer_lands_exported_optimised_and_checked(fetched: Fetched) -> Non
     assert len(later) >= len(repo.files) - 1
     assert all(f"/resolve/{repo.commit}/" in path for path in later)
     assert not any(fetched.to.glob("segformer-*")), "the staging folder is removed"
+    # What a deployer pins with --segformer-revision is printed.
+    assert f"({REPO} at commit {repo.commit})" in fetched.done.stdout
+
+
+def test_the_fetched_graph_is_served_without_torch_or_transformers(fetched: Fetched) -> None:
+    ran = segment_in_a_fresh_interpreter(fetched.to / "segformer")
+
+    assert ran == ["onnx", "['upper-clothes']", "[]"]
 
 
 def test_the_serving_backend_runs_the_fetched_onnx_without_optimising(fetched: Fetched) -> None:
@@ -134,17 +147,21 @@ def test_a_tampered_file_is_a_clear_error_and_nothing_lands(hub: HubServer, tmp_
     assert not (to / "segformer").exists()
 
 
-def test_pinned_checksums_reject_a_repository_whose_content_changed(
-    hub: HubServer, tmp_path: Path
+def test_the_default_model_is_read_at_its_pinned_commit_and_checked(
+    hub: HubServer, tiny_repo: HubRepo, tmp_path: Path
 ) -> None:
-    # The default repository's files are pinned by SHA-256: the tiny model served under its
-    # name is not the real one, so the very first file fails.
-    hub.repos["mattmdjaga/segformer_b2_clothes"] = hub.repos[REPO]
+    # The tiny model served under the default repository's name, at its pinned commit: the
+    # pinned SHA-256s are the real model's, so the very first file fails.
+    hub.repos[SEGFORMER.repo_id] = HubRepo(SEGFORMER.repo_id, SEGFORMER.revision, tiny_repo.files)
 
     failed = fetch(hub, tmp_path / "models")
 
     assert failed.returncode == 1
-    assert "mattmdjaga/segformer_b2_clothes@main/config.json: checksum mismatch" in failed.stderr
+    where = f"{SEGFORMER.repo_id}@{SEGFORMER.revision}/config.json"
+    assert f"{where}: checksum mismatch" in failed.stderr
+    assert hub.requested, "the pinned commit exists on the server"
+    assert all(f"/resolve/{SEGFORMER.revision}/" in path for path in hub.requested)
+    assert re.fullmatch("[0-9a-f]{40}", SEGFORMER.revision), "a commit, not a branch"
 
 
 def test_a_missing_file_is_a_clear_error(hub: HubServer, tmp_path: Path) -> None:
