@@ -18,6 +18,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
 
+from common import imaging
 from common.config import Settings
 from common.errors import BackendUnavailable, ConfigurationError, TransientError
 
@@ -107,6 +108,18 @@ def first_image(response: types.GenerateContentResponse) -> bytes | None:
             if blob and blob.data and (blob.mime_type or "").startswith("image/"):
                 return blob.data
     return None
+
+
+def decoded_image(data: bytes, model: str) -> Image.Image:
+    """The image `model` answered with, opened as any remote answer is (`imaging.open_remote`).
+
+    A garbled image is this request's refusal, `BackendUnavailable`, not a transient error: a
+    redelivery would pay for the same call again, and an optional stage skips on it instead.
+    """
+    try:
+        return imaging.open_remote(data)
+    except TransientError as exc:
+        raise BackendUnavailable(f"{model}: {exc.message}") from exc
 
 
 def why(response: types.GenerateContentResponse) -> str:

@@ -9,7 +9,8 @@ text models structured output (JSON with a schema); image models are those asked
 
 Test hooks: `calls` (every request, thread-safe), `fail_next(n, status)`, `attributes`,
 `answer_text` (a raw tagging answer), `answer_image` (False: image models answer text only),
-`delay_s`. Across processes: `GET /_calls`, `POST /_fail {"count", "status"}`, `POST /_reset`.
+`garble_images`, `delay_s`. Across processes: `GET /_calls`, `POST /_fail {"count", "status"}`,
+`POST /_reset`.
 
     python -m tests.fakes.gemini_server --port 8090
 """
@@ -207,6 +208,8 @@ class FakeGemini(LocalServer):
     gets through, while others do (a poison message for the dead-letter path)."""
     tryon_refusal: str | None = None
     """`:predict` answers this `raiFilteredReason` instead of an image (a safety filter)."""
+    garble_images: bool = False
+    """Every image answered (generateContent and `:predict`) is a PNG cut short: unreadable."""
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -311,7 +314,7 @@ class FakeGemini(LocalServer):
         )
         dressed.paste(small, ((dressed.width - width) // 2, dressed.height // 4))
         return 200, {
-            "predictions": [{"bytesBase64Encoded": _png_b64(dressed), "mimeType": "image/png"}]
+            "predictions": [{"bytesBase64Encoded": self._png_b64(dressed), "mimeType": "image/png"}]
         }
 
     def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -340,7 +343,12 @@ class FakeGemini(LocalServer):
         rgba = image.convert("RGBA")
         canvas = Image.new("RGB", (rgba.width + 2 * self.pad, rgba.height + 2 * self.pad), "white")
         canvas.paste(rgba, (self.pad, self.pad), rgba)
-        return [text, {"inlineData": {"mimeType": "image/png", "data": _png_b64(canvas)}}]
+        return [text, {"inlineData": {"mimeType": "image/png", "data": self._png_b64(canvas)}}]
+
+    def _png_b64(self, image: Image.Image) -> str:
+        if not self.garble_images:
+            return _png_b64(image)
+        return base64.b64encode(base64.b64decode(_png_b64(image))[:40]).decode()
 
 
 def _vertex_image(holder: Any) -> Image.Image:

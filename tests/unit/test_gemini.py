@@ -199,6 +199,18 @@ def test_an_answer_without_an_image_is_a_permanent_error(server: FakeGemini) -> 
     assert "no image" in raised.value.message
 
 
+def test_an_unreadable_image_is_a_permanent_error_naming_the_model(server: FakeGemini) -> None:
+    server.garble_images = True
+    backend = backend_for(server)
+
+    with pytest.raises(BackendUnavailable) as raised:
+        backend.complete(garment_crop(), "Dress", ["top"])
+
+    assert raised.value.message.startswith(f"{backend.completion_model}: ")
+    assert "unreadable image" in raised.value.message
+    assert not isinstance(raised.value, TransientError), "a redelivery would pay again"
+
+
 def test_an_unparsable_tagging_answer_is_a_permanent_error(server: FakeGemini) -> None:
     server.answer_text = '{"category": "shirt"'
     backend = backend_for(server)

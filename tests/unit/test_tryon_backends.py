@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +290,22 @@ def test_gemini_an_answer_without_an_image_is_a_refusal(google_server: FakeGemin
 
     with pytest.raises(BackendRefused, match="no image"):
         gemini(google_server).generate(request(), Said())
+
+
+@pytest.mark.usefixtures("adc")
+@pytest.mark.parametrize("backend", [vertex, gemini])
+def test_an_unreadable_image_is_a_permanent_error_naming_the_model(
+    google_server: FakeGemini, backend: Callable[[FakeGemini], TryonBackend]
+) -> None:
+    google_server.garble_images = True
+    tryon = backend(google_server)
+
+    with pytest.raises(BackendUnavailable) as raised:
+        tryon.generate(request(), Said())
+
+    assert raised.value.message.startswith(f"{tryon.model}: ")  # type: ignore[attr-defined]
+    assert "unreadable image" in raised.value.message
+    assert not isinstance(raised.value, TransientError), "a redelivery would pay again"
 
 
 @pytest.mark.usefixtures("adc")

@@ -9,11 +9,17 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common import imaging
-from common.backends.genai import first_image, make_client, mapped, png_bytes, why
+from common.backends.genai import (
+    decoded_image,
+    first_image,
+    make_client,
+    mapped,
+    png_bytes,
+    why,
+)
 from common.backends.generative.base import Edge, GenerativeBackend
 from common.config import Settings
-from common.errors import BackendUnavailable, TransientError
+from common.errors import BackendUnavailable
 from common.schemas import Attributes
 
 TAG_PROMPT = (
@@ -77,12 +83,9 @@ class GeminiBackend(GenerativeBackend):
         data = first_image(response)
         if data is None:
             raise BackendUnavailable(f"{self.completion_model} answered no image ({why(response)})")
-        try:
-            return imaging.open_remote(data).convert("RGBA")
-        except TransientError as exc:
-            # A garbled image is a refusal of this request: expand then skips, keeping the
-            # garments, instead of paying for every garment again on each redelivery.
-            raise BackendUnavailable(f"{self.completion_model}: {exc.message}") from exc
+        # A garbled image is a refusal of this request: expand then skips, keeping the
+        # garments, instead of paying for every garment again on each redelivery.
+        return decoded_image(data, self.completion_model).convert("RGBA")
 
     def _generate(
         self,

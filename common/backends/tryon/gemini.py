@@ -11,11 +11,17 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common import imaging
-from common.backends.genai import first_image, make_client, mapped, png_bytes, why
+from common.backends.genai import (
+    decoded_image,
+    first_image,
+    make_client,
+    mapped,
+    png_bytes,
+    why,
+)
 from common.backends.tryon.base import Progress, TryonBackend, TryonRequest
 from common.config import Settings
-from common.errors import BackendRefused, BackendUnavailable, TransientError
+from common.errors import BackendRefused
 
 PROMPT = (
     "The first image is a photo of a person; the second is a garment ({description}, worn as "
@@ -69,7 +75,4 @@ class GeminiTryon(TryonBackend):
         data = first_image(response)
         if data is None:
             raise BackendRefused(f"{self.model} answered no image ({why(response)})")
-        try:
-            return imaging.open_remote(data).convert("RGB")
-        except TransientError as exc:
-            raise BackendUnavailable(f"{self.model}: {exc.message}") from exc
+        return decoded_image(data, self.model).convert("RGB")

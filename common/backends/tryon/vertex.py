@@ -12,11 +12,10 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common import imaging
-from common.backends.genai import make_client, mapped, png_bytes
+from common.backends.genai import decoded_image, make_client, mapped, png_bytes
 from common.backends.tryon.base import Progress, TryonBackend, TryonRequest
 from common.config import Settings
-from common.errors import BackendRefused, BackendUnavailable, TransientError
+from common.errors import BackendRefused
 
 
 class VertexTryon(TryonBackend):
@@ -56,10 +55,7 @@ class VertexTryon(TryonBackend):
         for generated in response.generated_images or []:
             data = generated.image.image_bytes if generated.image else None
             if data:
-                try:
-                    return imaging.open_remote(data).convert("RGB")
-                except TransientError as exc:
-                    raise BackendUnavailable(f"{self.model}: {exc.message}") from exc
+                return decoded_image(data, self.model).convert("RGB")
             if generated.rai_filtered_reason:
                 reasons.append(generated.rai_filtered_reason)
         why = "; ".join(reasons) or "no image in the answer (filtered)"
