@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from common.adapters.folder import FolderBlobStore
@@ -12,7 +13,7 @@ from common.backends.lazy import Backends
 from common.config import Settings
 from common.imaging import content_type_of
 from common.jobs import first_message, start_job
-from common.pipelines import PIPELINES, build_stage, warmer
+from common.pipelines import PIPELINES, Pipeline, build_stage, warmer
 from common.runtime import Stage, dead_letter, run_stage
 from common.schemas import Job, UploadEvent
 from common.stage import StageContext
@@ -28,8 +29,11 @@ class LocalPipeline:
         results_dir: Path | None = None,
         backends: Backends | None = None,
         retry_delay_s: float = 0.2,
-        kinds: tuple[str, ...] = tuple(PIPELINES),
+        kinds: tuple[str, ...] | None = None,
+        pipelines: Mapping[str, Pipeline] = PIPELINES,
+        stages: Mapping[str, Stage] | None = None,
     ) -> None:
+        """`pipelines` and `stages` replace the declared ones (tests of the runner itself)."""
         self.settings = settings
         buckets = {settings.results_bucket: results_dir} if results_dir else {}
         self.blobs = FolderBlobStore(settings.blob_root, buckets)
@@ -37,12 +41,15 @@ class LocalPipeline:
         self.bus = InlineBus()
         self.backends = backends or Backends(settings)
         self.retry_delay_s = retry_delay_s
+        self.pipelines = pipelines
         context = StageContext(settings, self.blobs, self.jobs, self.backends)
-        self.stages: dict[str, Stage] = {}
-        for name in dict.fromkeys(s for kind in kinds for s in PIPELINES[kind].stages):
-            # Every model loads now, so missing weights fail before any job starts.
-            warmer(name, self.backends)
-            self.stages[name] = build_stage(name, context)
+        self.stages: dict[str, Stage] = dict(stages or {})
+        for kind in kinds if kinds is not None else tuple(pipelines):
+            for name in pipelines[kind].stages:
+                if name not in self.stages:
+                    # Every model loads now, so missing weights fail before any job starts.
+                    warmer(name, self.backends)
+                    self.stages[name] = build_stage(name, context)
 
     def upload(
         self,
@@ -78,7 +85,8 @@ class LocalPipeline:
         return job
 
     def drain(self) -> None:
-        """Deliver queued messages until none is left, as Pub/Sub would."""
+        """Deliver queued messages until none is left, as Pub/Sub would: one at a time, so
+        branches that run side by side in the cloud run one after the other here."""
         while (message := self.bus.pop()) is not None:
             stage = self.stages[message.stage]
             try:
@@ -88,10 +96,11 @@ class LocalPipeline:
                     self.jobs,
                     self.bus,
                     max_attempts=self.settings.max_attempts,
+                    pipelines=self.pipelines,
                 )
             except Exception:
                 if message.attempt >= self.settings.max_attempts:
-                    dead_letter(self.jobs, message)
+                    dead_letter(self.jobs, message, self.pipelines)
                     continue
                 time.sleep(min(self.retry_delay_s * 2 ** (message.attempt - 1), 10.0))
                 self.bus.publish(message.model_copy(update={"attempt": message.attempt + 1}))

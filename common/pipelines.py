@@ -1,10 +1,12 @@
-"""The one declaration of pipelines: which stages a job of each kind runs, in what order, with
-what progress and text, which handler runs each stage and which models it loads.
+"""The one declaration of pipelines: which stages a job of each kind runs, which waits for which
+(a line by default; `Step(after=...)` for branches that run side by side and a step that joins
+them, see `common.graph`), with what progress and text, which handler runs each stage and which
+models it loads.
 
-The runtime (next hop, progress), the Cloud Run services (which handler to build, which model
-to warm), the local runner (every stage in one process) and the topology (a function and a
-topic for every stage, checked at load) all read this module. Handlers are named by import
-path and imported only when built, so a function imports its own handler and no other.
+The runtime (next hops, joins, progress), the Cloud Run services (which handler to build,
+which model to warm), the local runner (every stage in one process) and the topology (a
+function and a topic for every stage, checked at load) all read this module. Handlers are named
+by import path and imported only when built, so a function imports its own handler and no other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from dataclasses import dataclass
 
 from common.backends.lazy import BackendKind, Backends, Warm
 from common.errors import InvalidRequest
+from common.graph import Pipeline, Step
 from common.stage import Stage, StageContext
+
+__all__ = ["HANDLERS", "PIPELINES", "Handler", "Pipeline", "Step", "build_stage", "pipeline"]
 
 
 @dataclass(frozen=True)
@@ -26,47 +31,6 @@ class Handler:
     target: str
     """`module:Class`; the class has `from_context(StageContext)`."""
     backends: tuple[BackendKind, ...] = ()
-
-
-@dataclass(frozen=True)
-class Step:
-    """One stage of one pipeline."""
-
-    stage: str
-    progress: int
-    """Progress when this step is done (the last step's is 100)."""
-    activity: str
-    """What the frontend shows while the step runs."""
-    optional: bool = False
-    """A step the job can do without: when its backend keeps failing transiently, the last
-    delivery records it as skipped (with the reason) and the job goes on."""
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    kind: str
-    path: str
-    """Uploads under `users/{uid}/<path>` start a job of this kind (the longest match wins)."""
-    steps: tuple[Step, ...]
-    describes: str
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return tuple(step.stage for step in self.steps)
-
-    @property
-    def first(self) -> str:
-        return self.steps[0].stage
-
-    def step(self, stage: str) -> Step:
-        for step in self.steps:
-            if step.stage == stage:
-                return step
-        raise KeyError(f"the {self.kind} pipeline has no stage {stage!r}")
-
-    def next_stage(self, stage: str) -> str | None:
-        index = self.stages.index(stage)
-        return self.stages[index + 1] if index + 1 < len(self.steps) else None
 
 
 HANDLERS: dict[str, Handler] = {

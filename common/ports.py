@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from common.graph import Pipeline
 from common.schemas import Claim, Job, JobUpdate, StageMessage
 
 JobListener = Callable[[Job], None]
@@ -26,9 +27,18 @@ class JobStore(Protocol):
         ...
 
     def claim(
-        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+        self, job_id: str, stage: str, owner: str, lease_s: float, flow: Pipeline
     ) -> tuple[Job, Claim]:
-        """Atomically claim `stage` for `owner` under `schemas.apply_claim`'s rules."""
+        """Atomically claim `stage` of `flow` for `owner` under `graph.claim_step`'s rules."""
+        ...
+
+    def finish(
+        self, job_id: str, stage: str, update: JobUpdate, flow: Pipeline
+    ) -> tuple[Job, list[StageMessage] | None]:
+        """Atomically record `stage` finished and decide which steps it starts (fan-out, and a
+        join only when every branch is finished) under `graph.finish_step`'s rules; return the
+        job and the messages to publish, None when another delivery recorded the step first
+        or the job is closed."""
         ...
 
     def stale(self, updated_before: datetime, limit: int) -> list[Job]:

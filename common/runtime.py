@@ -1,13 +1,14 @@
-"""Runs one stage for one message: idempotency, timing, progress, error mapping, next hop."""
+"""Runs one stage for one message: idempotency, timing, progress, error mapping, next hops."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from enum import StrEnum
 
 from common import telemetry
 from common.errors import ClosetError, PermanentError, TransientError
-from common.pipelines import PIPELINES
+from common.pipelines import PIPELINES, Pipeline
 from common.ports import Bus, JobStore
 from common.schemas import (
     Claim,
@@ -50,12 +51,15 @@ def run_stage(
     *,
     lease_s: float = DEFAULT_LEASE_S,
     max_attempts: int | None = None,
+    pipelines: Mapping[str, Pipeline] = PIPELINES,
 ) -> Delivery:
     """Run `stage` once; raises (so the message is redelivered) only for transient errors.
 
     The step is claimed with a lease of `lease_s` first: one copy of a message works, another
     copy arriving meanwhile is redelivered later. On the last of `max_attempts` deliveries a
-    transient error skips an optional step (the job goes on without it).
+    transient error skips an optional step (the job goes on without it). The finished step
+    starts the steps that wait for it (`JobStore.finish` decides which: a join starts once,
+    when its last branch finishes).
     """
     job = jobs.get(message.job_id)
     if job is None:
@@ -64,21 +68,21 @@ def run_stage(
     if job.status.terminal:
         telemetry.message_skipped(message.job_id, stage.name, f"job already {job.status}")
         return Delivery.IGNORED
-    flow = PIPELINES.get(job.kind)
+    flow = pipelines.get(job.kind)
     if flow is None or stage.name not in flow.stages:
         telemetry.message_skipped(message.job_id, stage.name, f"not a stage of a {job.kind} job")
         return Delivery.IGNORED
     step = flow.step(stage.name)
     if (record := job.stages.get(stage.name)) is not None and record.status.finished:
-        return _recorded(job, stage.name, jobs, bus)
+        return _recorded(job, flow, stage.name, jobs, bus)
 
     owner = uuid.uuid4().hex
-    job, found = jobs.claim(job.id, stage.name, owner, lease_s, step.activity)
+    job, found = jobs.claim(job.id, stage.name, owner, lease_s, flow)
     if found is Claim.CLOSED:
         telemetry.message_skipped(message.job_id, stage.name, f"job already {job.status}")
         return Delivery.IGNORED
     if found is Claim.RECORDED:
-        return _recorded(job, stage.name, jobs, bus)
+        return _recorded(job, flow, stage.name, jobs, bus)
     record = job.stages[stage.name]
     if found is Claim.HELD:
         lease = record.lease
@@ -117,69 +121,85 @@ def run_stage(
                 raise
     if outcome is None:
         assert error is not None
-        fail_job(jobs, job.id, stage.name, error.code, error.message, ms=elapsed[0])
-        return Delivery.FAILED
+        closed = fail_job(jobs, job.id, stage.name, error.code, error.message, ms=elapsed[0])
+        return Delivery.FAILED if closed else Delivery.IGNORED
 
-    following = None if outcome.finished else flow.next_stage(stage.name)
     status = StageStatus.SKIPPED if outcome.skipped else StageStatus.DONE
+    # What this step hands on; `finish` names the steps it starts (the message's `stage` is
+    # the first of those that wait for it).
+    following = () if outcome.finished else flow.following(stage.name)
     handoff = (
         StageMessage(
             job_id=job.id,
             kind=job.kind,
-            stage=following,
+            stage=following[0],
             refs={**message.refs, **outcome.refs},
             cache_key=outcome.cache_key or message.cache_key,
             cacheable=message.cacheable and outcome.cacheable,
         )
-        if following is not None
+        if following
         else None
     )
+    record = StageRecord(
+        status=status,
+        backend=outcome.backend,
+        ended_at=utcnow(),
+        ms=elapsed[0],
+        reason=outcome.skipped,
+        handoff=handoff,
+        lease=None,
+    )
+    if outcome.code:
+        record.code = outcome.code
     # Record, then publish: the job document tells the steps in the order they happened.
     # Dying in between leaves an unacknowledged message whose redelivery publishes again.
-    jobs.advance(
+    job, starts = jobs.finish(
         job.id,
+        stage.name,
         JobUpdate(
             status=JobStatus.DONE if outcome.finished else None,
             progress=100 if outcome.finished else step.progress,
-            message=outcome.message
-            or ("Done" if following is None else flow.step(following).activity),
-            stage=following if following is not None else stage.name,
+            # None: the job says what the steps it waits on now do.
+            message=outcome.message or ("Done" if not following else None),
+            stage=stage.name if not following else None,
             stages={
                 **outcome.other_stages,
-                stage.name: StageRecord(
-                    status=status,
-                    backend=outcome.backend,
-                    ended_at=utcnow(),
-                    ms=elapsed[0],
-                    reason=outcome.skipped,
-                    handoff=handoff,
-                    lease=None,
-                ),
+                stage.name: record,
             },
             source=outcome.source,
             result=outcome.result,
             cache_hit=outcome.cache_hit or None,
         ),
+        flow,
     )
-    if handoff is not None:
-        _publish(jobs, bus, stage.name, status, handoff)
+    if starts is None:
+        if job.status.terminal:  # failed meanwhile (another branch, the watchdog)
+            telemetry.message_skipped(job.id, stage.name, f"job already {job.status}")
+            return Delivery.IGNORED
+        # Another delivery recorded the step while this one worked (its lease had expired).
+        telemetry.message_skipped(job.id, stage.name, "step recorded by another delivery")
+        return Delivery.DUPLICATE
+    for start in starts:
+        _publish(jobs, bus, stage.name, status, start)
     telemetry.stage_finished(job.id, stage.name, elapsed[0], status.value)
     return Delivery.DONE
 
 
-def _recorded(job: Job, stage: str, jobs: JobStore, bus: Bus) -> Delivery:
+def _recorded(job: Job, flow: Pipeline, stage: str, jobs: JobStore, bus: Bus) -> Delivery:
     """A delivery of a step already recorded: acknowledged without work."""
-    flow = PIPELINES[job.kind]
     record = job.stages[stage]
-    following = flow.next_stage(stage)
-    if following is None or following in job.stages or record.handoff is None:
-        # At-least-once delivery: this step is recorded and the next one has begun.
+    lost = [following for following in record.published if following not in job.stages]
+    if not lost:
+        # At-least-once delivery: the steps this one started have begun (or it started none:
+        # a branch that finished before the others of its join).
         telemetry.message_skipped(job.id, stage, "step already recorded")
         return Delivery.DUPLICATE
-    # Recorded, but the next stage never began: the publish after the record may have been
+    # Recorded, but a step it started never began: the publish after the record may have been
     # lost with its instance. Send the recorded message again; the work itself is not repeated
-    # (no second paid call, no rewritten artefacts).
-    _publish(jobs, bus, stage, record.status, record.handoff)
+    # (no second paid call, no rewritten artefacts), and no other step sends it.
+    for following in lost:
+        if (resent := flow.message_to(job, following)) is not None:
+            _publish(jobs, bus, stage, record.status, resent)
     telemetry.message_skipped(job.id, stage, "next step republished")
     return Delivery.DUPLICATE
 
@@ -206,16 +226,17 @@ def fail_job(
     *,
     ms: int | None = None,
     retryable: bool = False,
-) -> None:
-    """Mark the job failed with a stable code; the job never changes again."""
-    telemetry.job_failed(job_id, stage, code, message)
-    jobs.advance(
+) -> bool:
+    """Mark the job failed with a stable code; the job never changes again. False when it was
+    closed already (another branch failed it first): nothing is written then."""
+    error = JobError(code=code, message=message, stage=stage, retryable=retryable)
+    failed = jobs.advance(
         job_id,
         JobUpdate(
             status=JobStatus.FAILED,
             stage=stage,
             message=message,
-            error=JobError(code=code, message=message, stage=stage, retryable=retryable),
+            error=error,
             stages={
                 stage: StageRecord(
                     status=StageStatus.FAILED, ended_at=utcnow(), ms=ms, reason=message, lease=None
@@ -223,9 +244,16 @@ def fail_job(
             },
         ),
     )
+    if failed.error != error:
+        telemetry.message_skipped(job_id, stage, f"job already {failed.status}")
+        return False
+    telemetry.job_failed(job_id, stage, code, message)
+    return True
 
 
-def dead_letter(jobs: JobStore, message: StageMessage) -> None:
+def dead_letter(
+    jobs: JobStore, message: StageMessage, pipelines: Mapping[str, Pipeline] = PIPELINES
+) -> None:
     """A message Pub/Sub gave up on. The job fails naming the stage, the last error and its
     code (`backend_unavailable` when a backend kept failing, else `stage_failed`), unless the
     step is done and the job went on, another delivery still holds it, or the message never
@@ -238,9 +266,7 @@ def dead_letter(jobs: JobStore, message: StageMessage) -> None:
     if record is None:
         telemetry.message_skipped(job.id, message.stage, "dead-lettered before any attempt")
         return
-    flow = PIPELINES[job.kind]
-    following = flow.next_stage(message.stage) if message.stage in flow.stages else None
-    if record.status.finished and (following is None or following in job.stages):
+    if record.status.finished and all(stage in job.stages for stage in record.published):
         telemetry.message_skipped(job.id, message.stage, "dead-lettered after the step was done")
         return
     if record.lease is not None and record.lease.expires_at > utcnow():

@@ -71,10 +71,20 @@ class StageRecord(Model):
     attempts: int = 0
     reason: str | None = None
     handoff: StageMessage | None = None
-    """The message this step published (references only), to send again if it was lost."""
+    """What this step hands on (references only; `stage` names the first step after it)."""
+    handed_to: list[str] | None = None
+    """The steps this step started with its handoff: sent again only to those that never
+    began (a lost publish). A branch finishing before the others of a join starts nothing."""
     lease: Lease | None = None
     code: str | None = None
     """The error code of the last failed attempt (the dead letter reports it)."""
+
+    @property
+    def published(self) -> list[str]:
+        """The steps this step started (a record from before `handed_to`: its handoff's)."""
+        if self.handed_to is not None:
+            return self.handed_to
+        return [self.handoff.stage] if self.handoff is not None else []
 
 
 class ImageRef(Model):

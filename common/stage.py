@@ -19,6 +19,8 @@ class StageOutcome:
     refs: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None
     """Why the stage did nothing; the stage is then recorded as skipped."""
+    code: str | None = None
+    """A stable code for why it was skipped (e.g. `caption_invalid`), kept on its record."""
     message: str | None = None
     cache_key: str | None = None
     source: Source | None = None

@@ -39,8 +39,9 @@ class FunctionSpec:
     writes: tuple[str, ...] = ()
     publishes: tuple[str, ...] = ()
     """Functions whose topic this one publishes to: derived from the pipeline declaration
-    (the stage after it in every pipeline; for the uploads trigger, the first stage of every
-    other pipeline), never written in the topology."""
+    (the steps that wait for it in every pipeline, a join included: whichever branch finishes
+    last publishes it; for the uploads trigger, the first stage of every other pipeline), never
+    written in the topology."""
     secrets: tuple[str, ...] = ()
     """Environment variables filled from Secret Manager (for example GEMINI_API_KEY)."""
     schedule: str | None = None
@@ -110,8 +111,8 @@ def _publishes(function: str) -> tuple[str, ...]:
         return tuple(all_stages())  # it re-drives a job at whatever stage it stopped
     targets: list[str] = []
     for pipeline in PIPELINES.values():
-        if function in pipeline.stages and (following := pipeline.next_stage(function)):
-            targets.append(following)
+        if function in pipeline.stages:
+            targets += pipeline.following(function)
     if function == PIPELINES["closet"].first:
         # The uploads trigger starts every pipeline: it publishes the others' first message.
         targets += [p.first for p in PIPELINES.values() if p.first != function]

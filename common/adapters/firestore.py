@@ -6,14 +6,17 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from common.graph import Pipeline, claim_step, finish_step
 from common.ports import JobListener, Unsubscribe
-from common.schemas import Claim, Job, JobUpdate, apply_claim, apply_update
+from common.schemas import Claim, Job, JobUpdate, StageMessage, apply_update
+
+Found = TypeVar("Found")
 
 COLLECTION = "jobs"
 # Contention between instances aborts a transaction, which is then retried from the read.
@@ -74,13 +77,16 @@ class FirestoreJobStore:
         return self._transact(job_id, lambda job: (apply_update(job, update), None))[0]
 
     def claim(
-        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+        self, job_id: str, stage: str, owner: str, lease_s: float, flow: Pipeline
     ) -> tuple[Job, Claim]:
-        job, found = self._transact(
-            job_id, lambda job: apply_claim(job, stage, owner, lease_s, activity)
-        )
-        assert found is not None
-        return job, found
+        return self._transact(job_id, lambda job: claim_step(job, flow, stage, owner, lease_s))
+
+    def finish(
+        self, job_id: str, stage: str, update: JobUpdate, flow: Pipeline
+    ) -> tuple[Job, list[StageMessage] | None]:
+        # Decided from the document as the transaction reads it: of two branches finishing
+        # at once, the one committing second sees the other done and alone starts the join.
+        return self._transact(job_id, lambda job: finish_step(job, flow, stage, update))
 
     def stale(self, updated_before: datetime, limit: int) -> list[Job]:
         # Needs the composite index (status, updatedAt) that infra/ declares.
@@ -94,13 +100,13 @@ class FirestoreJobStore:
         return [from_document(data) for data in documents if data is not None]
 
     def _transact(
-        self, job_id: str, change: Callable[[Job], tuple[Job | None, Claim | None]]
-    ) -> tuple[Job, Claim | None]:
+        self, job_id: str, change: Callable[[Job], tuple[Job | None, Found]]
+    ) -> tuple[Job, Found]:
         """Read, change and write the job in one transaction; None from `change` writes nothing."""
         reference = self._jobs.document(job_id)
 
         @firestore.transactional
-        def apply(transaction: firestore.Transaction) -> tuple[Job, Claim | None]:
+        def apply(transaction: firestore.Transaction) -> tuple[Job, Found]:
             snapshot = reference.get(transaction=transaction)
             data = snapshot.to_dict() if snapshot.exists else None
             if data is None:
@@ -115,7 +121,7 @@ class FirestoreJobStore:
         # Transactions of one process on one document would only abort each other (and the
         # emulator resolves that with a 2 s lock timeout per conflict): let them take turns.
         with self._locks[hash(job_id) % LOCK_STRIPES]:
-            result: tuple[Job, Claim | None] = apply(
+            result: tuple[Job, Found] = apply(
                 self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
             )
         return result

@@ -6,8 +6,9 @@ import threading
 from collections import defaultdict
 from datetime import datetime
 
+from common.graph import Pipeline, claim_step, finish_step
 from common.ports import JobListener, Unsubscribe
-from common.schemas import Claim, Job, JobUpdate, apply_claim, apply_update
+from common.schemas import Claim, Job, JobUpdate, StageMessage, apply_update
 
 
 class MemoryJobStore:
@@ -41,16 +42,28 @@ class MemoryJobStore:
         return changed.model_copy(deep=True)
 
     def claim(
-        self, job_id: str, stage: str, owner: str, lease_s: float, activity: str
+        self, job_id: str, stage: str, owner: str, lease_s: float, flow: Pipeline
     ) -> tuple[Job, Claim]:
         with self._lock:
             job = self._jobs[job_id]
-            changed, found = apply_claim(job, stage, owner, lease_s, activity)
+            changed, found = claim_step(job, flow, stage, owner, lease_s)
             if changed is None:
                 return job.model_copy(deep=True), found
             self._jobs[job_id] = changed
         self._notify(job_id)
         return changed.model_copy(deep=True), found
+
+    def finish(
+        self, job_id: str, stage: str, update: JobUpdate, flow: Pipeline
+    ) -> tuple[Job, list[StageMessage] | None]:
+        with self._lock:
+            job = self._jobs[job_id]
+            changed, messages = finish_step(job, flow, stage, update)
+            if changed is None:
+                return job.model_copy(deep=True), None
+            self._jobs[job_id] = changed
+        self._notify(job_id)
+        return changed.model_copy(deep=True), messages
 
     def stale(self, updated_before: datetime, limit: int) -> list[Job]:
         with self._lock:

@@ -22,6 +22,7 @@ from common.adapters.pubsub import PubSubBus, topic_for
 from common.cloud import cloud_ports
 from common.config import Settings
 from common.errors import InvalidImage, TransientError
+from common.pipelines import PIPELINES
 from common.schemas import (
     Claim,
     Job,
@@ -428,7 +429,7 @@ def test_claim_lets_one_of_two_instances_work_and_the_other_wait(
 
     def claim(store: FirestoreJobStore, owner: str) -> Claim:
         start.wait()
-        return store.claim(job.id, "segment", owner, 60, "Finding the garments")[1]
+        return store.claim(job.id, "segment", owner, 60, PIPELINES["closet"])[1]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         found = sorted(pool.map(claim, instances, ["instance-a", "instance-b"]))
@@ -448,9 +449,9 @@ def test_claim_of_a_recorded_step_or_a_finished_job_changes_nothing(
     jobs.create(job)
     jobs.advance(job.id, JobUpdate(stages={"segment": StageRecord(status=StageStatus.DONE)}))
 
-    _, recorded = jobs.claim(job.id, "segment", "me", 60, "Finding the garments")
+    _, recorded = jobs.claim(job.id, "segment", "me", 60, PIPELINES["closet"])
     jobs.advance(job.id, JobUpdate(status=JobStatus.FAILED))
-    _, closed = jobs.claim(job.id, "expand", "me", 60, "Tagging")
+    _, closed = jobs.claim(job.id, "expand", "me", 60, PIPELINES["closet"])
 
     assert (recorded, closed) == (Claim.RECORDED, Claim.CLOSED)
 

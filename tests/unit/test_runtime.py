@@ -8,6 +8,7 @@ import pytest
 from common.adapters.inline import InlineBus
 from common.adapters.memory import MemoryJobStore
 from common.errors import InvalidImage, TransientError
+from common.pipelines import PIPELINES
 from common.runtime import Delivery, StageOutcome, StepLeased, dead_letter, run_stage
 from common.schemas import Job, JobStatus, Source, StageMessage, StageStatus
 
@@ -25,6 +26,9 @@ class CountingStage:
         if self.error is not None:
             raise self.error
         return StageOutcome(backend="test", refs={f"{self.name}-out": f"work/{message.job_id}/x"})
+
+
+CLOSET = PIPELINES["closet"]
 
 
 @pytest.fixture
@@ -212,7 +216,7 @@ def test_two_copies_at_once_do_the_work_once(jobs):
 
 def test_an_expired_lease_of_a_dead_holder_is_taken_over(jobs):
     # A holder claimed the step and died (its process was killed) without recording it.
-    jobs.claim("job-000001", "segment", "dead-instance", 0.05, "Finding the garments")
+    jobs.claim("job-000001", "segment", "dead-instance", 0.05, CLOSET)
     stage = CountingStage("segment")
     with pytest.raises(StepLeased):
         run_stage(stage, message("segment"), jobs, InlineBus(), lease_s=30)
@@ -269,7 +273,7 @@ def test_the_last_attempt_of_a_required_step_still_raises(jobs):
 
 
 def test_the_dead_letter_leaves_a_step_another_delivery_holds(jobs):
-    jobs.claim("job-000001", "segment", "live-instance", 60, "Finding the garments")
+    jobs.claim("job-000001", "segment", "live-instance", 60, CLOSET)
 
     dead_letter(jobs, message("segment"))
 

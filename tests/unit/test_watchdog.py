@@ -10,10 +10,11 @@ import pytest
 from common.adapters.inline import InlineBus
 from common.adapters.memory import MemoryJobStore
 from common.errors import InvalidImage
+from common.pipelines import PIPELINES
 from common.runtime import run_stage
 from common.schemas import Job, JobStatus, Source, StageMessage, utcnow
 from common.topology import load
-from common.watchdog import Watchdog, pending_message
+from common.watchdog import Watchdog, pending_messages
 from tests.unit.test_runtime import CountingStage
 
 LATER = timedelta(hours=1)
@@ -91,7 +92,7 @@ def test_young_held_and_finished_jobs_are_left_alone(jobs) -> None:
     bus = InlineBus()
     new_job(jobs)
     at("segment", jobs, bus)
-    jobs.claim("job-stuck-1", "segment", "working-instance", 10 * 3600, "Finding the garments")
+    jobs.claim("job-stuck-1", "segment", "working-instance", 10 * 3600, PIPELINES["closet"])
     new_job(jobs, "job-done-1")
     run_stage(
         CountingStage("ingest", InvalidImage("not a photo")),
@@ -127,6 +128,6 @@ def test_pending_message_of_a_tryon_starts_at_tryon_prepare(tmp_path: Path) -> N
         source=Source(bucket="b", name="users/u/tryon/me.jpg", generation="1"),
     )
 
-    message = pending_message(job)
+    [message] = pending_messages(job)
 
-    assert message is not None and (message.stage, message.kind) == ("tryon_prepare", "tryon")
+    assert (message.stage, message.kind) == ("tryon_prepare", "tryon")

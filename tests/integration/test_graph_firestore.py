@@ -1,0 +1,40 @@
+"""The graph tests of tests/unit/test_graph.py on the Firestore emulator: the join is decided
+in a Firestore transaction, with branches finishing at once from two clients (two instances)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+
+from common.adapters.firestore import FirestoreJobStore
+from common.ports import JobStore
+from tests.integration.conftest import PROJECT
+from tests.unit.test_graph import (  # noqa: F401  (collected here with this module's fixtures)
+    test_a_branch_finishing_after_the_other_failed_starts_nothing,
+    test_a_branch_held_by_a_live_lease_keeps_the_job_waiting,
+    test_a_dead_letter_of_a_branch_that_finished_first_changes_nothing,
+    test_a_dead_lettered_branch_fails_the_job_naming_it,
+    test_a_failing_branch_fails_the_job_once,
+    test_a_finished_step_starts_every_branch_and_the_job_says_both,
+    test_branches_finishing_at_the_same_time_start_the_join_once,
+    test_duplicate_and_late_branch_deliveries_never_start_the_join_twice,
+    test_progress_never_decreases_whatever_branch_finishes_first,
+    test_the_join_message_lost_is_sent_again_only_by_the_branch_that_sent_it,
+    test_the_join_starts_once_the_last_branch_finishes_with_every_branch_refs,
+    test_the_watchdog_redrives_both_branches_and_then_the_join,
+    test_the_watchdog_redrives_only_the_branch_whose_message_was_lost,
+)
+
+
+@pytest.fixture
+def jobs(firestore_client: Any) -> JobStore:
+    return FirestoreJobStore(firestore_client)
+
+
+@pytest.fixture
+def twin(emulators: Any) -> Callable[[], JobStore]:
+    """Another instance: its own client, so nothing in this process orders their transactions."""
+    return lambda: FirestoreJobStore(firestore.Client(project=PROJECT))
