@@ -13,12 +13,10 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common import imaging
 from common.backends.backdrop.base import BackdropBackend, BackdropRequest, backdrop_prompt, cover
 from common.backends.backdrop.gemini import nearest_ratio
-from common.backends.genai import make_client, mapped
+from common.backends.genai import generated_image, make_client, mapped
 from common.config import Settings
-from common.errors import BackendRefused, BackendUnavailable, TransientError
 
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 
@@ -50,15 +48,5 @@ class ImagenBackdrop(BackdropBackend):
                 model=self.model, prompt=prompt, config=config
             ),
         )
-        reasons = []
-        for generated in response.generated_images or []:
-            data = generated.image.image_bytes if generated.image else None
-            if data:
-                try:
-                    return cover(imaging.open_remote(data), request.size)
-                except TransientError as exc:
-                    raise BackendUnavailable(f"{self.model}: {exc.message}") from exc
-            if generated.rai_filtered_reason:
-                reasons.append(generated.rai_filtered_reason)
-        why = "; ".join(reasons) or "no image in the answer (filtered)"
-        raise BackendRefused(f"{self.model} refused the backdrop: {why}")
+        image = generated_image(self.model, response.generated_images, "the backdrop")
+        return cover(image, request.size)
