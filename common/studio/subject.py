@@ -13,6 +13,8 @@ Box = tuple[int, int, int, int]
 SOLID = 16
 """Alpha at or below this (of 255) is matting noise, not subject: it does not widen the box."""
 _PALETTE_SIDE = 96
+_SAME = 36
+"""Colours closer than this (sum of channel differences) are one colour of the palette."""
 
 
 def subject_box(rgba: Image.Image) -> Box:
@@ -42,5 +44,9 @@ def palette(rgba: Image.Image, n: int = 3) -> tuple[RGB, ...]:
     for _, index in counts:
         assert isinstance(index, int)  # a palette image counts indices
         r, g, b = colours[3 * index : 3 * index + 3]
-        found.append((r, g, b))
+        # Median cut splits even a single colour n ways: keep only colours that differ.
+        if all(
+            sum(abs(p - q) for p, q in zip((r, g, b), seen, strict=True)) > _SAME for seen in found
+        ):
+            found.append((r, g, b))
     return tuple(found[:n])

@@ -111,7 +111,7 @@ class RealEsrganUpscale(UpscaleBackend):
         """One pass of the model: colour through it, alpha by Lanczos beside it."""
         alpha = rgba.getchannel("A")
         opaque = alpha.getextrema()[0] == 255
-        colour = rgba if opaque else defringe(rgba, fill_transparent=True)
+        colour = rgba if opaque else defringe(rgba, fill=self.pad)
         rgb = np.asarray(colour.convert("RGB"), dtype=np.float32) / 255.0
         out = self.run(rgb)
         result = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
