@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     upscale_model: UpscaleModel = _setting("CLOSET_UPSCALE_MODEL", "realesr-general-x4v3")
     upscale_dir: Path | None = _setting("CLOSET_UPSCALE_DIR", None)
     """Where `closet models fetch` writes the Real-ESRGAN ONNX files (`/models/realesrgan`)."""
-    upscale_tile: int = _setting("CLOSET_UPSCALE_TILE", 192, ge=32, le=2048)
+    upscale_tile: int = _setting("CLOSET_UPSCALE_TILE", 512, ge=32, le=2048)
     """Input pixels per tile side: memory stays flat at any image size."""
     upscale_device: Device = _setting("CLOSET_UPSCALE_DEVICE", "auto")
     """`auto`: ONNX Runtime's CUDA provider when present (FP16), else the CPU one."""

@@ -4,6 +4,7 @@ the subject's own palette, each with a soft light behind the subject and a fine 
 
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Self
 
@@ -15,6 +16,9 @@ from common.backends.backdrop.base import RGB, BackdropBackend, BackdropRequest
 from common.config import Settings
 
 Floats = npt.NDArray[np.float32]
+
+_COARSE = 4
+_BILINEAR = Image.Resampling.BILINEAR
 
 NEUTRAL: tuple[RGB, RGB] = ((214, 206, 196), (150, 160, 172))
 """Warm grey to cool grey: the gradient of a subject without a colour of its own."""
@@ -67,16 +71,27 @@ class GradientBackdrop(BackdropBackend):
         width, height = request.size
         if width < 1 or height < 1:
             raise ValueError(f"a backdrop needs a positive size, got {request.size}")
+        # The field is smooth: drawn at a quarter of the size, enlarged bilinearly in floats
+        # (no 8-bit steps), then dithered at full size.
+        coarse = (max(2, math.ceil(width / _COARSE)), max(2, math.ceil(height / _COARSE)))
+        field = self._field(request, coarse)
+        channels = [
+            np.asarray(Image.fromarray(field[..., c], "F").resize(request.size, _BILINEAR))
+            for c in range(3)
+        ]
+        seed = zlib.crc32(repr((request.style, request.palette, request.size)).encode())
+        return _dithered(np.dstack(channels), seed)
+
+    def _field(self, request: BackdropRequest, size: tuple[int, int]) -> Floats:
         top, bottom = self._colours(request)
-        y, light = _ramps(request.size)
+        y, light = _ramps(size)
         pixels = top[None, None, :] + (bottom - top)[None, None, :] * y[..., None]
         # A soft pool of light behind the subject, a gentle falloff toward the corners.
         glow = (1.0 - np.clip(light, 0.0, 1.0)) ** 2
         pixels = pixels + (255.0 - pixels) * (0.18 * glow)[..., None]
         falloff = 0.02 if request.style == "white" else 0.06
-        pixels = pixels * (1.0 - falloff * np.clip(light - 0.6, 0.0, 1.0))[..., None]
-        seed = zlib.crc32(repr((request.style, request.palette, request.size)).encode())
-        return _dithered(pixels, seed)
+        field: Floats = pixels * (1.0 - falloff * np.clip(light - 0.6, 0.0, 1.0))[..., None]
+        return np.ascontiguousarray(field, dtype=np.float32)
 
     @staticmethod
     def _colours(request: BackdropRequest) -> tuple[Floats, Floats]:

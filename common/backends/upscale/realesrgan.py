@@ -57,7 +57,7 @@ def _providers(device: str) -> list[Any]:
 class RealEsrganUpscale(UpscaleBackend):
     name = "realesrgan"
 
-    def __init__(self, onnx: Path, *, tile: int = 192, device: str = "auto") -> None:
+    def __init__(self, onnx: Path, *, tile: int = 512, device: str = "auto") -> None:
         import onnxruntime
 
         if not onnx.is_file():
