@@ -20,6 +20,7 @@ from common.backends.upscale.arch import RRDBNet, SRVGGNetCompact
 from common.backends.upscale.export import ExportError, export_onnx
 from common.backends.upscale.realesrgan import RealEsrganUpscale
 from common.config import Settings
+from common.errors import ConfigurationError
 from common.models import REALESRGAN, FetchPlan, ModelFetchError, fetch
 from tests.fakes.hub_server import HubRepo, hub_server
 
@@ -230,3 +231,14 @@ def test_serving_never_imports_torch(compact_onnx: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_asking_for_cuda_without_it_is_a_clear_startup_error(compact_onnx: Path) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider")
+
+    with pytest.raises(ConfigurationError, match="no CUDA provider"):
+        RealEsrganUpscale(compact_onnx, device="cuda")
+    assert RealEsrganUpscale(compact_onnx, device="auto").device == "cpu"
