@@ -12,10 +12,9 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common.backends.genai import decoded_image, make_client, mapped, png_bytes
+from common.backends.genai import generated_image, make_client, mapped, png_bytes
 from common.backends.tryon.base import Progress, TryonBackend, TryonRequest
 from common.config import Settings
-from common.errors import BackendRefused
 
 
 class VertexTryon(TryonBackend):
@@ -51,12 +50,5 @@ class VertexTryon(TryonBackend):
                 model=self.model, source=source, config=config
             ),
         )
-        reasons = []
-        for generated in response.generated_images or []:
-            data = generated.image.image_bytes if generated.image else None
-            if data:
-                return decoded_image(data, self.model).convert("RGB")
-            if generated.rai_filtered_reason:
-                reasons.append(generated.rai_filtered_reason)
-        why = "; ".join(reasons) or "no image in the answer (filtered)"
-        raise BackendRefused(f"{self.model} refused the try-on: {why}")
+        dressed = generated_image(self.model, response.generated_images, "the try-on")
+        return dressed.convert("RGB")
