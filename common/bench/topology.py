@@ -97,7 +97,7 @@ def _segment_imports_torch(model: Path) -> bool:
     """Whether the segment function's module, with its model loaded, brought in torch."""
     script = (
         "import sys, runpy\n"
-        "runpy.run_path('functions/segment/main.py')\n"
+        "runpy.run_path('functions/segment/main.py')['service'].load()\n"
         "print('torch' in sys.modules or 'transformers' in sys.modules)\n"
     )
     env = {**os.environ, **_OFFLINE, **_no_credentials(), "CLOSET_SEGFORMER_PATH": str(model)}
