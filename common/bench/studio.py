@@ -38,7 +38,8 @@ def compact_model(cache: Path) -> Path:
         # CPU down many times and would make the comparison about denormals, not runtimes.
         for conv in convs:
             torch.nn.init.kaiming_normal_(conv.weight, a=0.25)
-            torch.nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                torch.nn.init.zeros_(conv.bias)
         convs[-1].weight.mul_(0.05)  # a small residual over the nearest-neighbour base
     torch.save({"params": model.state_dict()}, folder / "realesr-general-x4v3.pth")
     export_onnx(folder / "realesr-general-x4v3.pth", onnx)
