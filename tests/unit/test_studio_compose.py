@@ -105,7 +105,7 @@ def test_only_what_touches_the_floor_casts_the_contact_shadow() -> None:
 
     shot = np.asarray(compose(subject, grey(230), "1:1"), dtype=np.float32)
 
-    left, top, right, bottom = place(_box_size(subject), "1:1").box
+    left, _, right, bottom = place(_box_size(subject), "1:1").box
     sleeve_right = left + (right - left) * 150 // 400
     darker = 230 - luminance(shot)
     under_body = darker[bottom + 2 : bottom + 30, sleeve_right + 40 : right - 40]
