@@ -3,8 +3,9 @@
 A stage's models load in the process that serves it: functions-framework imports the entry
 point in gunicorn's master and then forks the worker, and ONNX Runtime's thread pool (like any
 native thread) does not survive a fork; a model loaded at import ran on one thread. So the
-worker loads them as it is forked, before it accepts a request: a warm instance never loads
-one inside a request, and the startup probe and the Scheduler's warm-up wait for them.
+worker loads them as it is forked, before it accepts a connection: no request loads a model,
+and the first warm-up or request waits in the listen queue until they are in. (Cloud Run's
+default TCP startup probe passes once the master listens, just before the worker loads.)
 """
 
 from __future__ import annotations
