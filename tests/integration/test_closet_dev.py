@@ -18,7 +18,7 @@ from common.topology import load
 from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
-EMULATORS = ["pubsub", "firestore", "gcs"]
+EMULATORS = ["pubsub", "firestore", "gcs", "auth"]
 FUNCTIONS = [spec.name for spec in load().all_functions]
 
 
@@ -112,7 +112,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert list(state["functions"]) == FUNCTIONS
     assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)
     # The fixed ports asked for: the emulators, then the functions in topology order.
-    assert ports == [str(base + 3 + i) for i in range(len(FUNCTIONS))] + [
+    assert ports == [str(base + len(EMULATORS) + i) for i in range(len(FUNCTIONS))] + [
         str(base + i) for i in range(len(EMULATORS))
     ]
     # Every process's log is kept, and was streamed to the console with its name in front.
@@ -127,3 +127,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         processes_mentioning([f":{port}" for port in ports] + [f"={port}" for port in ports]) == []
     )
     assert not state_file.exists()
+    # The Auth emulator (a node process that names no port on its command line) is gone too.
+    assert state["auth"]["url"] == f"http://127.0.0.1:{base + EMULATORS.index('auth')}"
+    assert state["auth"]["project"] == "demo-closet-dev-test"
+    assert all(port_is_free("127.0.0.1", int(port)) for port in ports)
