@@ -103,7 +103,7 @@ class FunctionProcess:
                 "functions_framework",
                 f"--target={self.spec.name}",
                 f"--source={source}",
-                "--signature-type=cloudevent",
+                f"--signature-type={'http' if self.spec.http else 'cloudevent'}",
                 f"--host={HOST}",
                 f"--port={self.port}",
             ],
@@ -185,10 +185,11 @@ class DevStack:
     """Publish to the scheduled functions' topics this often (the watchdog); None: never."""
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _scheduler: threading.Thread | None = field(default=None, init=False, repr=False)
+    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     streamer: LogStreamer | None = None
 
     def __post_init__(self) -> None:
-        self.ports = assign_ports(self.ports, [f.name for f in self.topology.all_functions])
+        self.ports = assign_ports(self.ports, [f.name for f in self.topology.services])
 
     @property
     def project(self) -> str:
@@ -219,7 +220,7 @@ class DevStack:
 
     def _follow(self, name: str, path: Path | None) -> None:
         if self.streamer is None and self.console is not None:
-            names = [*EMULATORS, *(f.name for f in self.topology.all_functions)]
+            names = [*EMULATORS, *(f.name for f in self.topology.services)]
             self.streamer = LogStreamer(self.console, names)
             self.streamer.start()
         if self.streamer is not None and path is not None:
@@ -253,8 +254,14 @@ class DevStack:
         self.gcs.start()
         os.environ.update(self.env)
         self._create_buckets()
-        env = {**os.environ, **self.env, **self.function_env, "PYTHONUNBUFFERED": "1"}
-        for spec in self.topology.all_functions:
+        env = {
+            **os.environ,
+            **self.env,
+            **self._api_env(),
+            **self.function_env,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for spec in self.topology.services:
             port = self.ports.get(spec.name) or free_port()
             log_file = self._log_file(spec.name)
             self.functions[spec.name] = FunctionProcess(spec, port, env, log_file=log_file)
@@ -268,6 +275,21 @@ class DevStack:
             # Cloud Scheduler's part: publish to each scheduled function's topic.
             self._scheduler = threading.Thread(target=self._schedule, daemon=True)
             self._scheduler.start()
+
+    def _api_env(self) -> dict[str, str]:
+        """The api signs URLs with a throwaway key and accepts the Auth emulator's tokens."""
+        from common.signing import write_dev_key
+
+        assert self.auth is not None
+        self._scratch = tempfile.TemporaryDirectory(prefix="closet-dev-")
+        key = write_dev_key(Path(self._scratch.name) / "signing-key.json", self.project)
+        return {"CLOSET_SIGNING_KEY": str(key), "CLOSET_FIREBASE_PROJECT": self.auth.project}
+
+    @property
+    def api_url(self) -> str | None:
+        """Where the web app's api answers (`POST /uploads`, `GET /jobs/{jobId}/images`)."""
+        api = next((f for f in self.functions.values() if f.spec.http), None)
+        return api.url.rstrip("/") if api is not None else None
 
     def _schedule(self) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
@@ -288,6 +310,9 @@ class DevStack:
         for function in self.functions.values():
             function.stop()
         stop_all([e for e in (self.gcs, self.pubsub, self.firestore, self.auth) if e is not None])
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         if self.streamer is not None:
             self.streamer.stop()
 
@@ -308,6 +333,7 @@ class DevStack:
             },
             "env": self.env,
             "functions": {name: f.url for name, f in self.functions.items()},
+            "api": self.api_url,
             # What a web app needs to sign in against the Auth emulator (its tokens name this
             # project; Firestore documents live under `project`).
             "auth": {

@@ -19,7 +19,7 @@ from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 EMULATORS = ["pubsub", "firestore", "gcs", "auth"]
-FUNCTIONS = [spec.name for spec in load().all_functions]
+FUNCTIONS = [spec.name for spec in load().services]
 
 
 def free_run_of_ports(count: int) -> int:
@@ -110,6 +110,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert job["status"] == "done" and job["progress"] == 100
     assert set(state) >= {"project", "buckets", "env", "functions"}
     assert list(state["functions"]) == FUNCTIONS
+    assert state["api"] == state["functions"]["api"].rstrip("/")
     assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)
     # The fixed ports asked for: the emulators, then the functions in topology order.
     assert ports == [str(base + len(EMULATORS) + i) for i in range(len(FUNCTIONS))] + [
