@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# firebase-tools (the Auth emulator) from the root package-lock.json.
+NODE_STAMP := node_modules/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
@@ -11,20 +13,25 @@ SAMPLE := tests/data/sample-shirt.jpg
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,studio,cloud,models,dev]'
+	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,studio,api,cloud,models,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is missing: install Node.js 18+ with npm (apt-get install nodejs npm); firebase-tools runs the Auth emulator"; exit 2; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/closet run $(SAMPLE) --out $(OUT)
 
 # Emulators and every function on this machine; Ctrl-C stops them all.
-dev: $(STAMP)
+dev: $(STAMP) $(NODE_STAMP)
 	$(BIN)/closet dev --state .closet-dev.json
 
 # Every measure against its target (about 15 minutes); writes bench/results/.
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/closet bench --json bench/results/bench.json
 
 lint: $(STAMP)
@@ -35,13 +42,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest tests
 
 test: lint typecheck unit
 
 # Every fault scenario at full size on the emulator topology; figures go to docs/chaos.md.
-chaos: $(STAMP)
+chaos: $(STAMP) $(NODE_STAMP)
 	CLOSET_CHAOS=full $(BIN)/pytest tests/integration/test_chaos.py -v
 
 # The ingest fuzzing of `make test`, with many more examples (about 10 minutes).
@@ -86,9 +93,10 @@ apply: render
 	terraform -chdir=infra init -input=false -backend-config=bucket=$(PROJECT)-closet-tfstate
 	terraform -chdir=infra apply -input=false -var=project=$(PROJECT) -var=region=$(REGION) \
 	  -var=image_tag=$(TAG) -var=uploads_bucket=$(PROJECT)-closet-uploads \
-	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results $(TF_ARGS)
+	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results \
+	  -var=web_origin=$(or $(WEB_ORIGIN),https://$(PROJECT).web.app) $(TF_ARGS)
 
 comma := ,
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules out .mypy_cache .pytest_cache .ruff_cache

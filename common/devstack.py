@@ -26,6 +26,7 @@ from typing import IO, Any, Self, TextIO
 from common.config import Settings
 from common.emulators import (
     HOST,
+    AuthEmulator,
     Emulator,
     EmulatorError,
     FirestoreEmulator,
@@ -39,7 +40,9 @@ from common.emulators import (
 from common.topology import FunctionSpec, Topology, load
 
 REPO = Path(__file__).resolve().parent.parent
-EMULATORS = ("pubsub", "firestore", "gcs")
+EMULATORS = ("pubsub", "firestore", "gcs", "auth")
+RULES = REPO / "infra" / "firestore.rules"
+"""The security rules the Firestore emulator enforces on clients, as deployed."""
 
 
 class PortsError(ValueError):
@@ -100,7 +103,7 @@ class FunctionProcess:
                 "functions_framework",
                 f"--target={self.spec.name}",
                 f"--source={source}",
-                "--signature-type=cloudevent",
+                f"--signature-type={'http' if self.spec.http else 'cloudevent'}",
                 f"--host={HOST}",
                 f"--port={self.port}",
             ],
@@ -176,15 +179,17 @@ class DevStack:
     pubsub: PubSubEmulator | None = None
     firestore: FirestoreEmulator | None = None
     gcs: GcsEmulator | None = None
+    auth: AuthEmulator | None = None
     functions: dict[str, FunctionProcess] = field(default_factory=dict)
     sweep_every_s: float | None = None
     """Publish to the scheduled functions' topics this often (the watchdog); None: never."""
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _scheduler: threading.Thread | None = field(default=None, init=False, repr=False)
+    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     streamer: LogStreamer | None = None
 
     def __post_init__(self) -> None:
-        self.ports = assign_ports(self.ports, [f.name for f in self.topology.all_functions])
+        self.ports = assign_ports(self.ports, [f.name for f in self.topology.services])
 
     @property
     def project(self) -> str:
@@ -194,7 +199,7 @@ class DevStack:
     def env(self) -> dict[str, str]:
         """What points client libraries at this stack."""
         env = {"GOOGLE_CLOUD_PROJECT": self.project}
-        for emulator in (self.pubsub, self.firestore, self.gcs):
+        for emulator in (self.pubsub, self.firestore, self.gcs, self.auth):
             if emulator is not None:
                 env |= emulator.env
         return env
@@ -215,7 +220,7 @@ class DevStack:
 
     def _follow(self, name: str, path: Path | None) -> None:
         if self.streamer is None and self.console is not None:
-            names = [*EMULATORS, *(f.name for f in self.topology.all_functions)]
+            names = [*EMULATORS, *(f.name for f in self.topology.services)]
             self.streamer = LogStreamer(self.console, names)
             self.streamer.start()
         if self.streamer is not None and path is not None:
@@ -227,10 +232,12 @@ class DevStack:
 
     def _start(self) -> None:
         self.pubsub = PubSubEmulator(self.ports.get("pubsub"), project=self.project)
-        self.firestore = FirestoreEmulator(self.ports.get("firestore"))
+        self.firestore = FirestoreEmulator(self.ports.get("firestore"), rules=RULES)
+        self.auth = AuthEmulator(self.ports.get("auth"), project=self.project)
         self._emulator("pubsub", self.pubsub)
         self._emulator("firestore", self.firestore)
-        start_all([self.pubsub, self.firestore])
+        self._emulator("auth", self.auth)
+        start_all([self.pubsub, self.firestore, self.auth])
         # Clients in this process (topology, tests, `closet submit`) find the emulators here.
         os.environ.update(self.env)
         self._create_topics()
@@ -247,8 +254,14 @@ class DevStack:
         self.gcs.start()
         os.environ.update(self.env)
         self._create_buckets()
-        env = {**os.environ, **self.env, **self.function_env, "PYTHONUNBUFFERED": "1"}
-        for spec in self.topology.all_functions:
+        env = {
+            **os.environ,
+            **self.env,
+            **self._api_env(),
+            **self.function_env,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for spec in self.topology.services:
             port = self.ports.get(spec.name) or free_port()
             log_file = self._log_file(spec.name)
             self.functions[spec.name] = FunctionProcess(spec, port, env, log_file=log_file)
@@ -262,6 +275,21 @@ class DevStack:
             # Cloud Scheduler's part: publish to each scheduled function's topic.
             self._scheduler = threading.Thread(target=self._schedule, daemon=True)
             self._scheduler.start()
+
+    def _api_env(self) -> dict[str, str]:
+        """The api signs URLs with a throwaway key and accepts the Auth emulator's tokens."""
+        from common.signing import write_dev_key
+
+        assert self.auth is not None
+        self._scratch = tempfile.TemporaryDirectory(prefix="closet-dev-")
+        key = write_dev_key(Path(self._scratch.name) / "signing-key.json", self.project)
+        return {"CLOSET_SIGNING_KEY": str(key), "CLOSET_FIREBASE_PROJECT": self.auth.project}
+
+    @property
+    def api_url(self) -> str | None:
+        """Where the web app's api answers (`POST /uploads`, `GET /jobs/{jobId}/images`)."""
+        api = next((f for f in self.functions.values() if f.spec.http), None)
+        return api.url.rstrip("/") if api is not None else None
 
     def _schedule(self) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
@@ -281,7 +309,10 @@ class DevStack:
             function.interrupt()
         for function in self.functions.values():
             function.stop()
-        stop_all([e for e in (self.gcs, self.pubsub, self.firestore) if e is not None])
+        stop_all([e for e in (self.gcs, self.pubsub, self.firestore, self.auth) if e is not None])
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         if self.streamer is not None:
             self.streamer.stop()
 
@@ -302,6 +333,13 @@ class DevStack:
             },
             "env": self.env,
             "functions": {name: f.url for name, f in self.functions.items()},
+            "api": self.api_url,
+            # What a web app needs to sign in against the Auth emulator (its tokens name this
+            # project; Firestore documents live under `project`).
+            "auth": {
+                "url": self.auth.url if self.auth else None,
+                "project": self.auth.project if self.auth else None,
+            },
         }
 
     def _create_topics(self) -> None:

@@ -18,8 +18,8 @@ from common.topology import load
 from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
-EMULATORS = ["pubsub", "firestore", "gcs"]
-FUNCTIONS = [spec.name for spec in load().all_functions]
+EMULATORS = ["pubsub", "firestore", "gcs", "auth"]
+FUNCTIONS = [spec.name for spec in load().services]
 
 
 def free_run_of_ports(count: int) -> int:
@@ -110,9 +110,10 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert job["status"] == "done" and job["progress"] == 100
     assert set(state) >= {"project", "buckets", "env", "functions"}
     assert list(state["functions"]) == FUNCTIONS
+    assert state["api"] == state["functions"]["api"].rstrip("/")
     assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)
     # The fixed ports asked for: the emulators, then the functions in topology order.
-    assert ports == [str(base + 3 + i) for i in range(len(FUNCTIONS))] + [
+    assert ports == [str(base + len(EMULATORS) + i) for i in range(len(FUNCTIONS))] + [
         str(base + i) for i in range(len(EMULATORS))
     ]
     # Every process's log is kept, and was streamed to the console with its name in front.
@@ -127,3 +128,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         processes_mentioning([f":{port}" for port in ports] + [f"={port}" for port in ports]) == []
     )
     assert not state_file.exists()
+    # The Auth emulator (a node process that names no port on its command line) is gone too.
+    assert state["auth"]["url"] == f"http://127.0.0.1:{base + EMULATORS.index('auth')}"
+    assert state["auth"]["project"] == "demo-closet-dev-test"
+    assert all(port_is_free("127.0.0.1", int(port)) for port in ports)
