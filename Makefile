@@ -11,7 +11,7 @@ SAMPLE := tests/data/sample-shirt.jpg
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,cloud,models,dev]'
+	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,studio,cloud,models,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -34,6 +34,8 @@ from common.errors import ConfigurationError
 
 OutputFormat = Literal["webp", "jpeg", "png"]
 ImageFormat = Literal["jpeg", "png", "webp", "gif"]
+UpscaleModel = Literal["realesr-general-x4v3", "RealESRGAN_x4plus"]
+Device = Literal["auto", "cpu", "cuda"]
 Origin = Literal["default", "environment", "argument"]
 
 PREFIX = "CLOSET_"
@@ -170,6 +172,30 @@ class Settings(BaseSettings):
     tryon_poll_s: float = _setting("CLOSET_TRYON_POLL_S", 2.0, gt=0, le=60)
     tryon_ttl_days: int = _setting("CLOSET_TRYON_TTL_DAYS", 7, ge=1, le=3650)
 
+    upscale_backend: str | None = _setting("CLOSET_UPSCALE_BACKEND", None)
+    """Unset: `realesrgan` when its ONNX file is in CLOSET_UPSCALE_DIR, else `lanczos`."""
+    upscale_model: UpscaleModel = _setting("CLOSET_UPSCALE_MODEL", "realesr-general-x4v3")
+    upscale_dir: Path | None = _setting("CLOSET_UPSCALE_DIR", None)
+    """Where `closet models fetch` writes the Real-ESRGAN ONNX files (`/models/realesrgan`)."""
+    upscale_tile: int = _setting("CLOSET_UPSCALE_TILE", 512, ge=32, le=2048)
+    """Input pixels per tile side: memory stays flat at any image size."""
+    upscale_device: Device = _setting("CLOSET_UPSCALE_DEVICE", "auto")
+    """`auto`: ONNX Runtime's CUDA provider when present (FP16), else the CPU one."""
+
+    backdrop_backend: str = _setting("CLOSET_BACKDROP_BACKEND", "gradient")
+    backdrop_gemini_model: str = _setting("CLOSET_BACKDROP_GEMINI_MODEL", "gemini-2.5-flash-image")
+    backdrop_imagen_model: str = _setting(
+        "CLOSET_BACKDROP_IMAGEN_MODEL", "imagen-4.0-fast-generate-001"
+    )
+    backdrop_space: str | None = _setting("CLOSET_BACKDROP_SPACE", None)
+    backdrop_space_api: str = _setting("CLOSET_BACKDROP_SPACE_API", "/infer")
+    backdrop_space_steps: int = _setting("CLOSET_BACKDROP_SPACE_STEPS", 25, ge=1, le=150)
+    backdrop_space_guidance: float = _setting("CLOSET_BACKDROP_SPACE_GUIDANCE", 5.0, ge=0, le=30)
+
+    caption_backend: str | None = _setting("CLOSET_CAPTION_BACKEND", None)
+    """Unset: `gemini` with Gemini or Vertex AI credentials, else `none`."""
+    caption_model: str = _setting("CLOSET_CAPTION_MODEL", "gemini-2.5-flash")
+
     max_bytes: int = _setting("CLOSET_MAX_BYTES", 25 * 1024 * 1024, gt=0)
     max_pixels: int = _setting("CLOSET_MAX_PIXELS", 64_000_000, gt=0)
     min_side: int = _setting("CLOSET_MIN_SIDE", 32, ge=1, le=4096)
@@ -209,6 +235,9 @@ class Settings(BaseSettings):
         "generative_backend",
         "segmentation_backend",
         "tryon_backend",
+        "upscale_backend",
+        "backdrop_backend",
+        "caption_backend",
         "fashn_mode",
         "output_format",
         mode="before",
@@ -224,7 +253,7 @@ class Settings(BaseSettings):
             return tuple(v.strip().lower() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("local_root", "u2net_home", "segformer_path", mode="after")
+    @field_validator("local_root", "u2net_home", "segformer_path", "upscale_dir", mode="after")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -279,6 +308,28 @@ class Settings(BaseSettings):
         return "segformer" if self.segformer_path else "single"
 
     @property
+    def upscale_onnx(self) -> Path | None:
+        """Where the configured Real-ESRGAN model's ONNX file is expected, if anywhere."""
+        if self.upscale_dir is None:
+            return None
+        return self.upscale_dir / f"{self.upscale_model}.onnx"
+
+    @property
+    def resolved_upscale_backend(self) -> str:
+        """`realesrgan` when its ONNX file exists, else `lanczos` (no model)."""
+        if self.upscale_backend:
+            return self.upscale_backend
+        onnx = self.upscale_onnx
+        return "realesrgan" if onnx is not None and onnx.is_file() else "lanczos"
+
+    @property
+    def resolved_caption_backend(self) -> str:
+        """`gemini` when there are credentials for it, else `none` (no caption)."""
+        if self.caption_backend:
+            return self.caption_backend
+        return "gemini" if self.has_generative_credentials else "none"
+
+    @property
     def has_generative_credentials(self) -> bool:
         return bool(self.gemini_api_key) or self.use_vertexai
 
@@ -317,6 +368,33 @@ class Settings(BaseSettings):
             "space": [self.tryon_space, self.tryon_space_steps] if backend == "space" else None,
             "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
             "output": [self.output_format, self.output_quality, self.output_max_size],
+            "thumbnail": self.thumbnail_size,
+        }
+
+    def studio_fingerprint(self) -> dict[str, object]:
+        """The settings that change a studio result: part of its cache key."""
+        upscale = self.resolved_upscale_backend
+        backdrop = self.backdrop_backend
+        caption = self.resolved_caption_backend
+        return {
+            "background": self.background_backend,
+            "upscale": upscale,
+            "upscale_model": self.upscale_model if upscale == "realesrgan" else None,
+            "backdrop": backdrop,
+            "backdrop_model": {
+                "gemini": self.backdrop_gemini_model,
+                "imagen": self.backdrop_imagen_model,
+                "space": [
+                    self.backdrop_space,
+                    self.backdrop_space_api,
+                    self.backdrop_space_steps,
+                    self.backdrop_space_guidance,
+                ],
+            }.get(backdrop),
+            "caption": caption,
+            "caption_model": self.caption_model if caption == "gemini" else None,
+            "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
+            "output": [self.output_format, self.output_quality],
             "thumbnail": self.thumbnail_size,
         }
 

@@ -56,6 +56,12 @@ class InvalidRequest(PermanentError):
     code = "invalid_request"
 
 
+class NoSubjectFound(PermanentError):
+    """The cut-out of a studio photo is empty: nothing to place on a backdrop."""
+
+    code = "no_subject_found"
+
+
 class ItemNotFound(PermanentError):
     """The named closet item does not exist, is not finished, or belongs to another user."""
 
@@ -70,6 +76,12 @@ class BackendRefused(PermanentError):
     """A model looked at the request and declined it (moderation, safety, policy)."""
 
     code = "backend_refused"
+
+
+class CaptionInvalid(PermanentError):
+    """The caption model answered something that is not a caption of the asked shape."""
+
+    code = "caption_invalid"
 
 
 class BackendUnavailable(PermanentError):
@@ -92,11 +104,13 @@ ERROR_CODES: dict[str, str] = {
     "too_many_pixels": "The image has more pixels than the pixel limit.",
     "image_too_small": "The image is smaller than the minimum side.",
     "no_garment_found": "No garment was found in the image.",
+    "no_subject_found": "The studio photo's cut-out is empty: no subject to place.",
     "invalid_request": "The upload's metadata is invalid (a missing or unknown option).",
     "item_not_found": "The named closet item does not exist, is not finished, or is not yours.",
     "no_person_found": "The person photo shows no person the try-on can dress.",
     "backend_unavailable": "A model backend cannot serve the request (bad key, no credit).",
     "backend_refused": "A model refused the request (content moderation or safety).",
+    "caption_invalid": "The caption model's answer did not parse as a caption.",
     "stage_failed": "A stage kept failing and its message was dead-lettered.",
     "timeout": "The job made no progress for too long (stuck-job watchdog).",
 }

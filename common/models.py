@@ -3,7 +3,9 @@
 SegFormer comes from the Hugging Face Hub at a pinned revision, every file checked against a
 pinned SHA-256 (or, for another repository, against the content address the Hub reports), then
 exported to ONNX and saved already graph-optimised, so a serving process optimises nothing at
-start. rembg's ONNX file comes with its MD5 checked. Serving reads the result from disk only.
+start. rembg's ONNX file comes with its MD5 checked. Real-ESRGAN's weights come from the
+project's GitHub release assets (immutable tag URLs) with a pinned SHA-256, and are exported to
+ONNX here. Serving reads the result from disk only.
 """
 
 from __future__ import annotations
@@ -181,16 +183,7 @@ def fetch_u2net(home: Path, model: str, url: str | None = None, md5: str | None 
     if md5 is None:
         raise ModelFetchError(f"{url}: a download from another address needs its md5")
     partial = target.with_suffix(".part")
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
-            response.raise_for_status()
-            with partial.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-    except httpx.HTTPStatusError as exc:
-        raise ModelFetchError(f"{url}: download failed: HTTP {exc.response.status_code}") from None
-    except httpx.HTTPError as exc:
-        raise ModelFetchError(f"{url}: download failed: {exc}") from None
+    _download(url, partial)
     got = _digest(partial, "md5")
     if got != md5.lower():
         partial.unlink()
@@ -199,6 +192,20 @@ def fetch_u2net(home: Path, model: str, url: str | None = None, md5: str | None 
         )
     partial.replace(target)
     return target
+
+
+def _download(url: str, to: Path) -> None:
+    """`url` (redirects followed, as GitHub's release assets need) streamed into `to`."""
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
+            response.raise_for_status()
+            with to.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+    except httpx.HTTPStatusError as exc:
+        raise ModelFetchError(f"{url}: download failed: HTTP {exc.response.status_code}") from None
+    except httpx.HTTPError as exc:
+        raise ModelFetchError(f"{url}: download failed: {exc}") from None
 
 
 def _fetch_u2net_from_rembg(home: Path, model: str) -> Path:
@@ -217,20 +224,92 @@ def _fetch_u2net_from_rembg(home: Path, model: str) -> Path:
         raise ModelFetchError(f"{model}: download failed: {exc}") from exc
 
 
+REALESRGAN_DIR = "realesrgan"
+
+
+@dataclass(frozen=True)
+class ReleaseAsset:
+    """One file of a GitHub release: the tag's URL, and the SHA-256 it must hash to."""
+
+    url: str
+    sha256: str
+    size: int
+
+
+# xinntao publishes no checksums; these SHA-256 are of the release files as downloaded, and
+# agree with the ones independent packagers pin (Arch's python-realesrgan, ComfyUI lists).
+REALESRGAN: dict[str, ReleaseAsset] = {
+    "realesr-general-x4v3": ReleaseAsset(
+        "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-x4v3.pth",
+        "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        4_885_111,
+    ),
+    "RealESRGAN_x4plus": ReleaseAsset(
+        "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
+        "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        67_040_989,
+    ),
+}
+
+
+def fetch_realesrgan(
+    to: Path, model: str, url: str | None = None, sha256: str | None = None
+) -> Path:
+    """`to/realesrgan/<model>.onnx` (and `.fp16.onnx`, and `<model>.json`) from the release."""
+    asset = REALESRGAN.get(model)
+    if asset is None:
+        raise ModelFetchError(
+            f"{model!r} is not a Real-ESRGAN model; choose {', '.join(REALESRGAN)}"
+        )
+    if url is not None and sha256 is None:
+        raise ModelFetchError(f"{url}: a download from another address needs its sha256")
+    source, pinned = url or asset.url, (sha256 or asset.sha256).lower()
+    target = to / REALESRGAN_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="realesrgan-", dir=to) as staging_dir:
+        staging = Path(staging_dir)
+        pth = staging / f"{model}.pth"
+        _download(source, pth)
+        got = _digest(pth, "sha256")
+        if got != pinned:
+            raise ModelFetchError(
+                f"{source}: checksum mismatch: expected sha256 {pinned}, got {got}; the file was "
+                "changed or corrupted (refusing to use it)"
+            )
+        # Imported once the weights are in and checked: torch takes seconds to import.
+        import onnxruntime
+
+        from common.backends.upscale.export import export_onnx
+
+        meta = export_onnx(pth, staging / f"{model}.onnx", fp16=True)
+        meta |= {"source": source, "sha256": got, "onnxruntime": onnxruntime.__version__}
+        (staging / f"{model}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        pth.unlink()
+        for made in staging.iterdir():
+            made.replace(target / made.name)
+    return target / f"{model}.onnx"
+
+
 @dataclass(frozen=True)
 class FetchPlan:
     """Which models to fetch: SegFormer, and rembg's only when the background is u2net."""
 
     segformer: bool
     u2net: bool
+    realesrgan: bool = False
+    """Real-ESRGAN: for a function that declares it (unless the upscale is set to lanczos);
+    with no function named, only when CLOSET_UPSCALE_BACKEND=realesrgan."""
 
     @classmethod
     def for_function(cls, settings: Settings, declared: tuple[str, ...] | None) -> FetchPlan:
         """`declared`: the models a function lists in the topology; None means every model."""
         wanted = {"segformer", "u2net"} if declared is None else set(declared)
+        upscale = settings.upscale_backend
         return cls(
             segformer="segformer" in wanted,
             u2net="u2net" in wanted and settings.background_backend == "u2net",
+            realesrgan=upscale == "realesrgan"
+            or ("realesrgan" in wanted and upscale in (None, "realesrgan")),
         )
 
 
@@ -242,6 +321,8 @@ def fetch(
     segformer: HubModel = SEGFORMER,
     u2net_url: str | None = None,
     u2net_md5: str | None = None,
+    realesrgan_url: str | None = None,
+    realesrgan_sha256: str | None = None,
 ) -> list[Path]:
     """Fetch what `plan` names into `to`; returns the folders or files written."""
     to.mkdir(parents=True, exist_ok=True)
@@ -250,6 +331,10 @@ def fetch(
         written.append(fetch_segformer(to, segformer))
     if plan.u2net:
         written.append(fetch_u2net(to / U2NET_DIR, settings.u2net_model, u2net_url, u2net_md5))
+    if plan.realesrgan:
+        written.append(
+            fetch_realesrgan(to, settings.upscale_model, realesrgan_url, realesrgan_sha256)
+        )
     return written
 
 
@@ -285,6 +370,8 @@ def fetch_command(args: argparse.Namespace) -> int:
             segformer=segformer,
             u2net_url=args.u2net_url,
             u2net_md5=args.u2net_md5,
+            realesrgan_url=args.realesrgan_url,
+            realesrgan_sha256=args.realesrgan_sha256,
         )
     except ModelFetchError as exc:
         print(f"closet models fetch: error: {exc}", file=sys.stderr)
@@ -318,4 +405,10 @@ def add_fetch_command(models: argparse.ArgumentParser, epilog: str) -> None:
     fetch_parser.add_argument("--segformer-revision", metavar="REV", help="a commit or tag")
     fetch_parser.add_argument("--u2net-url", metavar="URL", help="a mirror of rembg's ONNX file")
     fetch_parser.add_argument("--u2net-md5", metavar="MD5", help="the checksum of --u2net-url")
+    fetch_parser.add_argument(
+        "--realesrgan-url", metavar="URL", help="a mirror of the Real-ESRGAN release weights"
+    )
+    fetch_parser.add_argument(
+        "--realesrgan-sha256", metavar="SHA256", help="the checksum of --realesrgan-url"
+    )
     fetch_parser.set_defaults(handler=fetch_command)

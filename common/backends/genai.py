@@ -18,8 +18,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
 
+from common import imaging
 from common.config import Settings
-from common.errors import BackendUnavailable, ConfigurationError, TransientError
+from common.errors import BackendRefused, BackendUnavailable, ConfigurationError, TransientError
 
 T = TypeVar("T")
 
@@ -107,6 +108,28 @@ def first_image(response: types.GenerateContentResponse) -> bytes | None:
             if blob and blob.data and (blob.mime_type or "").startswith("image/"):
                 return blob.data
     return None
+
+
+def generated_image(
+    model: str, generated: list[types.GeneratedImage] | None, refused: str
+) -> Image.Image:
+    """The first image of an Imagen-style answer (`generate_images`, `recontext_image`).
+
+    An answer whose every image the safety filters removed is a refusal (`refused` says of
+    what), with the filters' reasons; an image that does not decode is a permanent failure.
+    """
+    reasons = []
+    for one in generated or []:
+        data = one.image.image_bytes if one.image else None
+        if data:
+            try:
+                return imaging.open_remote(data)
+            except TransientError as exc:
+                raise BackendUnavailable(f"{model}: {exc.message}") from exc
+        if one.rai_filtered_reason:
+            reasons.append(one.rai_filtered_reason)
+    said = "; ".join(reasons) or "no image in the answer (filtered)"
+    raise BackendRefused(f"{model} refused {refused}: {said}")
 
 
 def why(response: types.GenerateContentResponse) -> str:

@@ -26,6 +26,10 @@ KEYS: tuple[str, ...] = (
     "quality.cutout_iou_median",
     "quality.cutout_iou_min",
     "quality.flatlay_items_right",
+    "upscale.ort_mp_per_s",
+    "upscale.speedup_vs_eager",
+    "upscale.tiled_max_diff",
+    "compose.three_aspects_ms",
     "cost.usd_per_1000_images",
 )
 
@@ -50,6 +54,10 @@ TARGETS: tuple[Target, ...] = (
     Target("memory.max_growth_mb", operator.le, 50, "≤ 50"),
     Target("quality.cutout_iou_median", operator.ge, 0.95, "≥ 0.95"),
     Target("quality.cutout_iou_min", operator.ge, 0.90, "≥ 0.90"),
+    Target("upscale.ort_mp_per_s", operator.ge, 1.5, "≥ 1.5"),
+    Target("upscale.speedup_vs_eager", operator.ge, 1.5, "≥ 1.5"),
+    Target("upscale.tiled_max_diff", operator.le, 1.0, "≤ 1 (of 255)"),
+    Target("compose.three_aspects_ms", operator.le, 150, "≤ 150"),
 )
 
 
@@ -116,6 +124,27 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {a}" for a in result["cost"]["assumptions"]]
+    upscale = result["upscale"]
+    lines += [
+        "",
+        f"Upscale x4 ({upscale['model']}; ONNX Runtime on {upscale['device']}, tiles of "
+        f"{upscale['tile']} px overlapping by {upscale['overlap']}; eager torch fp32 whole):",
+        "",
+        "| input | output | ONNX Runtime ms | MP/s | eager torch ms | MP/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in upscale["rows"]:
+        lines.append(
+            f"| {row['input']} | {row['output']} | {row['ort_ms']} | {row['ort_mp_per_s']} | "
+            f"{row['eager_ms']} | {row['eager_mp_per_s']} |"
+        )
+    compose = result["compose"]
+    lines += [
+        "",
+        f"Compose: {', '.join(compose['aspects'])} at 1080 px wide from a "
+        f"{compose['subject']} cut-out, {compose['three_aspects_ms']} ms together (the gradient "
+        f"backdrop itself {compose['backdrop_gradient_ms']} ms).",
+    ]
     lines += ["", "| scene | category | IoU | items (expected) |", "|---|---|---|---|"]
     for row in quality["scenes"]:
         lines.append(

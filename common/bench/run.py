@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.bench import inprocess, report
+from common.bench import inprocess, report, studio
 from common.bench.cost import cost
 from common.bench.model import model_dirs
 from common.bench.photo import unique, upload_photo
@@ -36,12 +36,14 @@ class Plan:
     concurrent: int
     on_emulators: bool
     photo: tuple[int, int]
+    upscale_sides: tuple[int, ...]
+    """Input sides of the upscale comparison (x4 each): the issue's 256 and 512 in full."""
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200))
-        return cls(False, "b2", 10, 5, 3, (50, 250), 20, 50, True, (4000, 3000))
+            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200), (96,))
+        return cls(False, "b2", 10, 5, 3, (50, 250), 20, 50, True, (4000, 3000), (256, 512))
 
 
 Progress = Callable[[str], None]
@@ -56,7 +58,7 @@ def run(
     jpeg = upload_photo(cache, *plan.photo)
     root = inprocess.scratch_root()
     try:
-        result = _measure(plan, eager_dir, serving_dir, jpeg, root, say)
+        result = _measure(plan, eager_dir, serving_dir, jpeg, root, say, cache)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result["written"] = [str(p) for p in report.write(result, out, json_path)]
@@ -64,7 +66,13 @@ def run(
 
 
 def _measure(
-    plan: Plan, eager_dir: Path, serving_dir: Path, jpeg: bytes, root: Path, say: Progress
+    plan: Plan,
+    eager_dir: Path,
+    serving_dir: Path,
+    jpeg: bytes,
+    root: Path,
+    say: Progress,
+    cache: Path,
 ) -> dict[str, Any]:
     from common.bench import topology
 
@@ -104,6 +112,13 @@ def _measure(
 
     say("cut-out quality on generated scenes")
     result["quality"] = inprocess.cutout_quality(plan.quick, settings.min_garment_area)
+
+    say("studio: Real-ESRGAN on ONNX Runtime against eager torch, tiled against whole")
+    result["upscale"] = studio.upscale_comparison(
+        studio.compact_model(cache), plan.upscale_sides, plan.timing_runs
+    )
+    say("studio: composing three aspects")
+    result["compose"] = studio.compose_timing(max(3, plan.timing_runs))
 
     if plan.on_emulators:
         say(f"end to end on the emulators: {plan.sequential} uploads, then {plan.concurrent}")

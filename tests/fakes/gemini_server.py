@@ -5,11 +5,16 @@ google-genai's `Client(api_key=..., http_options=HttpOptions(base_url=url))` sen
 clients send `.../projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent`.
 Both are served. The fake checks what this project sends: one PNG inline, a text prompt, and for
 text models structured output (JSON with a schema); image models are those asked for
-`responseModalities: ["IMAGE"]`, and they answer the input padded with white.
+`responseModalities: ["IMAGE"]`, and they answer the input padded with white, or, asked with a
+prompt alone, a picture of `imageConfig.aspectRatio`. A schema with a `story` property is a
+caption and is answered with `caption`; any other with `attributes`. `:predict` serves Vertex
+AI's try-on (`personImage`) and Imagen's `generate_images` (`prompt`), on Vertex AI and on the
+Gemini API paths.
 
 Test hooks: `calls` (every request, thread-safe), `fail_next(n, status)`, `attributes`,
-`answer_text` (a raw tagging answer), `answer_image` (False: image models answer text only),
-`delay_s`. Across processes: `GET /_calls`, `POST /_fail {"count", "status"}`, `POST /_reset`.
+`caption`, `answer_text` (a raw structured answer), `answer_image` (False: image models answer
+text only), `block_reason` (the prompt is blocked: no candidates), `imagen_refusal`, `delay_s`.
+Across processes: `GET /_calls`, `POST /_fail {"count", "status"}`, `POST /_reset`.
 
     python -m tests.fakes.gemini_server --port 8090
 """
@@ -33,6 +38,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.http import JSONHandler, LocalServer, serve_until_signalled
+
+DEFAULT_CAPTION: dict[str, Any] = {
+    "title": "Navy striped tee",
+    "story": "A soft cotton tee in navy and white stripes, ready for spring.",
+    "hashtags": ["#stripes", "tee", "#preloved"],
+    "alt_text": "A navy and white striped t-shirt on a light backdrop.",
+}
 
 DEFAULT_ATTRIBUTES: dict[str, Any] = {
     "category": "t-shirt",
@@ -63,11 +75,15 @@ _GENERATE = re.compile(
 )
 
 
-# Vertex AI's image models (virtual try-on) answer `:predict`.
+# Vertex AI's image models (virtual try-on, Imagen) answer `:predict`; Imagen on the Gemini API
+# too, without the project part.
 _PREDICT = re.compile(
-    r"^/(?P<version>[^/]+)/projects/[^/]+/locations/[^/]+/publishers/google/"
+    r"^/(?P<version>[^/]+)/"
+    r"(?:projects/[^/]+/locations/[^/]+/publishers/google/)?"
     r"models/(?P<model>[^/:]+):predict$"
 )
+# Pixels per unit of an aspect ratio in generated images (small: the tests crop and compose).
+_RATIO_UNIT = 32
 
 
 class RequestInvalid(Exception):
@@ -197,6 +213,7 @@ class FakeGemini(LocalServer):
     """The server and its knobs; use as a context manager (`with FakeGemini() as server:`)."""
 
     attributes: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    caption: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CAPTION))
     answer_text: str | None = None
     answer_image: bool = True
     pad: int = 16
@@ -206,6 +223,10 @@ class FakeGemini(LocalServer):
     """Answer 503 to every request whose garment is mostly this colour: one job that never
     gets through, while others do (a poison message for the dead-letter path)."""
     tryon_refusal: str | None = None
+    imagen_refusal: str | None = None
+    """Imagen's `:predict` answers this `raiFilteredReason` instead of an image."""
+    block_reason: str | None = None
+    """generateContent answers `promptFeedback.blockReason` and no candidates (a blocked prompt)."""
     """`:predict` answers this `raiFilteredReason` instead of an image (a safety filter)."""
     host: str = "127.0.0.1"
     port: int = 0
@@ -263,6 +284,12 @@ class FakeGemini(LocalServer):
             return failure.status, _error_body(failure.status, failure.message)
         if self.poison_rgb is not None and _is_poisoned(body, self.poison_rgb):
             return 503, _error_body(503, "The model is overloaded. Please try again later.")
+        if self.block_reason is not None:
+            return 200, {
+                "promptFeedback": {"blockReason": self.block_reason},
+                "usageMetadata": {"promptTokenCount": 300, "totalTokenCount": 300},
+                "modelVersion": model,
+            }
         try:
             parts = self._answer(model, body)
         except RequestInvalid as exc:
@@ -287,14 +314,19 @@ class FakeGemini(LocalServer):
         }
 
     def predict(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
-        """Vertex AI's virtual try-on: `instances[0].personImage` and `productImages`."""
-        if not headers.get("authorization", "").startswith("Bearer "):
+        """Vertex AI's virtual try-on (`instances[0].personImage` and `productImages`), or
+        Imagen (`instances[0].prompt`)."""
+        vertex = headers.get("authorization", "").startswith("Bearer ")
+        keyed = self.api_key is not None and headers.get("x-goog-api-key") == self.api_key
+        if not (vertex or keyed):
             return 401, _error_body(401, "Request is missing required authentication credential.")
         failure = self._take_failure()
         if failure is not None:
             return failure.status, _error_body(failure.status, failure.message)
+        instance = (body.get("instances") or [{}])[0]
+        if isinstance(instance, dict) and "prompt" in instance:
+            return self._imagen(instance, body.get("parameters") or {})
         try:
-            instance = (body.get("instances") or [{}])[0]
             person = _vertex_image(_field(instance, "personImage"))
             products = _field(instance, "productImages") or []
             if len(products) != 1:
@@ -314,33 +346,82 @@ class FakeGemini(LocalServer):
             "predictions": [{"bytesBase64Encoded": _png_b64(dressed), "mimeType": "image/png"}]
         }
 
+    def _imagen(self, instance: dict[str, Any], parameters: dict[str, Any]) -> tuple[int, Any]:
+        prompt = instance.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return 400, _error_body(400, "instances[0].prompt must be a non-empty string")
+        count = int(_field(parameters, "sampleCount") or 1)
+        if not 1 <= count <= 4:
+            return 400, _error_body(400, "sampleCount must be between 1 and 4")
+        ratio = _field(parameters, "aspectRatio") or "1:1"
+        if ratio not in ("1:1", "3:4", "4:3", "9:16", "16:9"):
+            return 400, _error_body(400, f"unsupported aspect ratio {ratio}")
+        if self.imagen_refusal is not None:
+            return 200, {"predictions": [{"raiFilteredReason": self.imagen_refusal}]}
+        image = _drawn(prompt, ratio)
+        mime = (_field(parameters, "outputOptions") or {}).get("mimeType", "image/png")
+        return 200, {
+            "predictions": [{"bytesBase64Encoded": _png_b64(image), "mimeType": mime}] * count
+        }
+
     def _answer(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        blobs = _inline_blobs(body)
-        if not blobs:
-            raise RequestInvalid("contents carry no inlineData part")
-        image = _decode_png(blobs[0])
         if not any(isinstance(part.get("text"), str) and part["text"] for part in _parts(body)):
             raise RequestInvalid("contents carry no text prompt")
         config = _field(body, "generationConfig") or {}
         modalities = [str(m).upper() for m in _field(config, "responseModalities") or []]
+        blobs = _inline_blobs(body)
+        if "IMAGE" in modalities and not blobs:
+            ratio = _field(_field(config, "imageConfig") or {}, "aspectRatio") or "1:1"
+            return self._image_answer(None, ratio=ratio, prompt=_prompt(body))
+        if not blobs:
+            raise RequestInvalid("contents carry no inlineData part")
+        image = _decode_png(blobs[0])
         if "IMAGE" in modalities:
             return self._image_answer(image)
         if _field(config, "responseMimeType") != "application/json":
             raise RequestInvalid("tagging needs generationConfig.responseMimeType application/json")
-        if not (_field(config, "responseSchema") or _field(config, "responseJsonSchema")):
+        schema = _field(config, "responseSchema") or _field(config, "responseJsonSchema")
+        if not schema:
             raise RequestInvalid("tagging needs responseSchema or responseJsonSchema")
-        text = self.answer_text if self.answer_text is not None else json.dumps(self.attributes)
+        properties = schema.get("properties") or {} if isinstance(schema, dict) else {}
+        answer = self.caption if "story" in properties else self.attributes
+        text = self.answer_text if self.answer_text is not None else json.dumps(answer)
         return [{"text": text}]
 
-    def _image_answer(self, image: Image.Image) -> list[dict[str, Any]]:
+    def _image_answer(
+        self, image: Image.Image | None, *, ratio: str = "1:1", prompt: str = ""
+    ) -> list[dict[str, Any]]:
         text = {"text": "Here is the whole garment on a white background."}
         if not self.answer_image:
             return [text]
+        if image is None:
+            drawn = _drawn(prompt, ratio)
+            return [{"inlineData": {"mimeType": "image/png", "data": _png_b64(drawn)}}]
         # Image models answer opaque RGB: the input pasted on a larger white canvas.
         rgba = image.convert("RGBA")
         canvas = Image.new("RGB", (rgba.width + 2 * self.pad, rgba.height + 2 * self.pad), "white")
         canvas.paste(rgba, (self.pad, self.pad), rgba)
         return [text, {"inlineData": {"mimeType": "image/png", "data": _png_b64(canvas)}}]
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    return " ".join(part["text"] for part in _parts(body) if isinstance(part.get("text"), str))
+
+
+def _drawn(prompt: str, ratio: str) -> Image.Image:
+    """A generated picture of `ratio`: a vertical ramp whose colours depend on the prompt."""
+    try:
+        w, h = (int(v) for v in ratio.split(":"))
+    except ValueError:
+        raise RequestInvalid(f"aspect ratio {ratio!r} is not W:H") from None
+    scale = _RATIO_UNIT * 16 // max(w, h)
+    size = (w * scale, h * scale)
+    seed = sum(prompt.encode()) % 200
+    top = np.array([40 + seed // 2, 120, 200 - seed // 2], dtype=np.float32)
+    bottom = top * 0.5
+    ramp = np.linspace(0, 1, size[1], dtype=np.float32)[:, None, None]
+    pixels = top + (bottom - top) * ramp
+    return Image.fromarray(np.broadcast_to(pixels, (size[1], size[0], 3)).astype(np.uint8), "RGB")
 
 
 def _vertex_image(holder: Any) -> Image.Image:

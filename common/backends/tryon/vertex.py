@@ -12,11 +12,9 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common import imaging
-from common.backends.genai import make_client, mapped, png_bytes
+from common.backends.genai import generated_image, make_client, mapped, png_bytes
 from common.backends.tryon.base import Progress, TryonBackend, TryonRequest
 from common.config import Settings
-from common.errors import BackendRefused, BackendUnavailable, TransientError
 
 
 class VertexTryon(TryonBackend):
@@ -52,15 +50,5 @@ class VertexTryon(TryonBackend):
                 model=self.model, source=source, config=config
             ),
         )
-        reasons = []
-        for generated in response.generated_images or []:
-            data = generated.image.image_bytes if generated.image else None
-            if data:
-                try:
-                    return imaging.open_remote(data).convert("RGB")
-                except TransientError as exc:
-                    raise BackendUnavailable(f"{self.model}: {exc.message}") from exc
-            if generated.rai_filtered_reason:
-                reasons.append(generated.rai_filtered_reason)
-        why = "; ".join(reasons) or "no image in the answer (filtered)"
-        raise BackendRefused(f"{self.model} refused the try-on: {why}")
+        dressed = generated_image(self.model, response.generated_images, "the try-on")
+        return dressed.convert("RGB")
