@@ -42,7 +42,7 @@ class Plan:
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200), (96,))
+            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200), (64,))
         return cls(False, "b2", 10, 5, 3, (50, 250), 20, 50, True, (4000, 3000), (256, 512))
 
 

@@ -284,30 +284,39 @@ def _mean_colour(frame: Image.Image, box: Box) -> tuple[float, float, float]:
 
 
 def _cast_shadow(frame: Image.Image, alpha: Image.Image, placement: Placement) -> None:
-    """Darken `frame` under the subject: its base's silhouette, flattened and blurred."""
+    """Darken `frame` under the subject where it meets the floor: a soft flattened pool and a
+    thin darker contact line, as wide as the columns whose lowest pixel is on (or near) the
+    box's bottom edge; a sleeve that ends higher up casts nothing there."""
     width, height = placement.size
     x, y = placement.origin
     base_h = max(1, height // 4)
-    base = alpha.crop((0, height - base_h, width, height))
-    flat_h = max(2, round(height * 0.07))
+    base = np.asarray(alpha.crop((0, height - base_h, width, height))) > 128
+    # Rows between each column's lowest solid pixel and the bottom edge (base_h: none).
+    gap = np.where(base.any(axis=0), np.argmax(base[::-1], axis=0), base_h)
+    touch = np.clip(1.0 - gap / max(1.0, 0.06 * height), 0.0, 1.0).astype(np.float32)
+    if not touch.any():
+        return
+    flat_h = max(3, round(height * 0.07))
     blur = max(2.0, placement.frame[0] * 0.018)
     pad = math.ceil(blur * 3)
-    soft = Image.new("L", (width + 2 * pad, flat_h + 2 * pad))
-    soft.paste(base.resize((width, flat_h), Image.Resampling.BOX), (pad, pad))
-    soft = soft.filter(ImageFilter.GaussianBlur(blur))
-    # A thin, darker band where the subject meets the floor.
-    contact_h = max(1, flat_h // 3)
-    contact = Image.new("L", soft.size)
-    contact.paste(
-        base.resize((width, contact_h), Image.Resampling.BOX), (pad, pad + flat_h - contact_h)
-    )
-    contact = contact.filter(ImageFilter.GaussianBlur(max(1.0, blur / 3)))
+    rows = np.linspace(-1.0, 1.0, flat_h, dtype=np.float32)
+    pool = np.zeros((flat_h + 2 * pad, width + 2 * pad), dtype=np.float32)
+    pool[pad : pad + flat_h, pad : pad + width] = np.outer(1.0 - rows**2, touch)
+    line = np.zeros_like(pool)
+    middle = pad + flat_h // 2
+    line[middle - 1 : middle + 1, pad : pad + width] = touch
     mask = np.maximum(
-        np.asarray(soft, dtype=np.float32) * SHADOW_OPACITY,
-        np.asarray(contact, dtype=np.float32) * min(1.0, SHADOW_OPACITY * 1.25),
+        _blurred(pool, blur) * SHADOW_OPACITY,
+        _blurred(line, max(1.0, blur / 4)) * min(1.0, SHADOW_OPACITY * 1.6),
     )
-    shadow = Image.fromarray(np.clip(mask, 0, 255).astype(np.uint8), "L")
-    # The flattened base's middle sits on the subject's bottom edge.
+    shadow = Image.fromarray((np.clip(mask, 0.0, 1.0) * 255).astype(np.uint8), "L")
+    # The pool's middle lies on the subject's bottom edge.
     where = (x - pad, y + height - flat_h // 2 - pad)
-    dark = Image.new("RGB", shadow.size, (0, 0, 0))
-    frame.paste(dark, where, shadow)
+    frame.paste(Image.new("RGB", shadow.size, (0, 0, 0)), where, shadow)
+
+
+def _blurred(weights: npt.NDArray[np.float32], radius: float) -> npt.NDArray[np.float32]:
+    """A Gaussian blur of a 0..1 array (through Pillow's 8-bit one: enough for a shadow)."""
+    image = Image.fromarray((weights * 255).astype(np.uint8), "L")
+    blurred = np.asarray(image.filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32)
+    return blurred / 255.0

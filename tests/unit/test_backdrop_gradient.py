@@ -78,3 +78,15 @@ def test_the_gradient_backend_is_never_a_fallback_of_itself() -> None:
 
     assert drawn.backend == "gradient" and drawn.fallback is None
     assert drawn.image.size == (64, 80)
+
+
+def test_the_studio_fingerprint_follows_only_what_changes_a_studio_result() -> None:
+    base = Settings.from_env({})
+
+    same = base.replace(backdrop_gemini_model="another-image-model")  # not the backend in use
+    other = base.replace(backdrop_backend="gemini")
+
+    assert same.studio_fingerprint() == base.studio_fingerprint()
+    assert other.studio_fingerprint() != base.studio_fingerprint()
+    assert other.studio_fingerprint()["backdrop_model"] == "gemini-2.5-flash-image"
+    assert base.studio_fingerprint()["upscale"] == "lanczos"

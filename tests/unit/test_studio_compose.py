@@ -96,6 +96,24 @@ def test_the_shadow_lies_under_the_subject_and_nowhere_else() -> None:
     assert above_subject.max() <= 3 and beside.max() <= 3  # none above or beside (dither only)
 
 
+def test_only_what_touches_the_floor_casts_the_contact_shadow() -> None:
+    # A body standing on the bottom edge and a sleeve beside it that ends well above it.
+    subject = Image.new("RGBA", (400, 500), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(subject)
+    draw.rectangle((150, 0, 399, 499), fill=(40, 60, 150, 255))
+    draw.rectangle((0, 50, 149, 420), fill=(40, 60, 150, 255))  # in the bottom quarter
+
+    shot = np.asarray(compose(subject, grey(230), "1:1"), dtype=np.float32)
+
+    left, _, right, bottom = place(_box_size(subject), "1:1").box
+    sleeve_right = left + (right - left) * 150 // 400
+    darker = 230 - luminance(shot)
+    under_body = darker[bottom + 2 : bottom + 30, sleeve_right + 40 : right - 40]
+    under_sleeve = darker[bottom + 2 : bottom + 30, left : sleeve_right - 40]
+    assert under_body.max() > 25
+    assert under_sleeve.max() <= 3
+
+
 def _box_size(image: Image.Image) -> tuple[int, int]:
     left, top, right, bottom = subject_box(image)
     return right - left, bottom - top

@@ -20,6 +20,7 @@ from common.backends.upscale.arch import RRDBNet, SRVGGNetCompact
 from common.backends.upscale.export import ExportError, export_onnx
 from common.backends.upscale.realesrgan import RealEsrganUpscale
 from common.config import Settings
+from common.errors import ConfigurationError
 from common.models import REALESRGAN, FetchPlan, ModelFetchError, fetch
 from tests.fakes.hub_server import HubRepo, hub_server
 
@@ -50,7 +51,7 @@ def save_release_pth(model: torch.nn.Module, path: Path, key: str) -> Path:
 def compact_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("compact")
     pth = save_release_pth(tiny_compact(), folder / "realesr-general-x4v3.pth", "params")
-    export_onnx(pth, folder / "realesr-general-x4v3.onnx")
+    export_onnx(pth, folder / "realesr-general-x4v3.onnx", fp16=True)
     return folder / "realesr-general-x4v3.onnx"
 
 
@@ -95,6 +96,23 @@ def test_the_export_agrees_with_the_torch_model(compact_onnx: Path) -> None:
 
     assert ours.shape == (120, 160, 3)
     assert np.abs(ours - theirs.numpy().transpose(1, 2, 0)).max() < 1e-4
+
+
+def test_the_fp16_export_for_cuda_agrees_with_the_float_one(compact_onnx: Path) -> None:
+    import onnxruntime
+
+    half = compact_onnx.with_name("realesr-general-x4v3.fp16.onnx")
+    rgb = photo((24, 20)).transpose(2, 0, 1)[None]
+    runs = {}
+    for path, dtype, onnx_type in (
+        (compact_onnx, np.float32, "tensor(float)"),
+        (half, np.float16, "tensor(float16)"),
+    ):
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].type == onnx_type
+        runs[dtype] = session.run(None, {"image": rgb.astype(dtype)})[0].astype(np.float32)
+
+    assert np.abs(runs[np.float32] - runs[np.float16]).max() <= 2 / 255
 
 
 @pytest.mark.parametrize("which", ["compact", "rrdb"])
@@ -230,3 +248,14 @@ def test_serving_never_imports_torch(compact_onnx: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_asking_for_cuda_without_it_is_a_clear_startup_error(compact_onnx: Path) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider")
+
+    with pytest.raises(ConfigurationError, match="no CUDA provider"):
+        RealEsrganUpscale(compact_onnx, device="cuda")
+    assert RealEsrganUpscale(compact_onnx, device="auto").device == "cpu"

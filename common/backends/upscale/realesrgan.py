@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -113,18 +114,30 @@ class RealEsrganUpscale(UpscaleBackend):
         opaque = alpha.getextrema()[0] == 255
         colour = rgba if opaque else defringe(rgba, fill=self.pad)
         rgb = np.asarray(colour.convert("RGB"), dtype=np.float32) / 255.0
-        out = self.run(rgb)
-        result = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
+        out = np.empty((rgb.shape[0] * self.scale, rgb.shape[1] * self.scale, 3), np.uint8)
+        for where, tile in self._tiles(rgb, self.tile):
+            # Bytes tile by tile: no float copy of the whole output.
+            out[where] = np.clip(tile * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        result = Image.fromarray(out, "RGB")
         big = (rgba.width * self.scale, rgba.height * self.scale)
         result.putalpha(alpha.resize(big, Image.Resampling.LANCZOS))
         return result
 
     def run(self, rgb: npt.NDArray[np.float32], tile: int | None = None) -> npt.NDArray[np.float32]:
         """The model on an H×W×3 array in 0..1, tile by tile; returns (sH)×(sW)×3 floats."""
-        tile = tile or self.tile
+        height, width = rgb.shape[:2]
+        out = np.empty((height * self.scale, width * self.scale, 3), dtype=np.float32)
+        for where, result in self._tiles(rgb, tile or self.tile):
+            out[where] = result
+        return out
+
+    def _tiles(
+        self, rgb: npt.NDArray[np.float32], tile: int
+    ) -> Iterator[tuple[tuple[slice, slice], npt.NDArray[np.float32]]]:
+        """Each tile's place in the output and the model's output there (H×W×3), computed
+        from the tile and `pad` pixels of input around it."""
         height, width = rgb.shape[:2]
         s, pad = self.scale, self.pad
-        out = np.empty((height * s, width * s, 3), dtype=np.float32)
         planar = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=self._dtype)
         for y0 in range(0, height, tile):
             for x0 in range(0, width, tile):
@@ -134,8 +147,8 @@ class RealEsrganUpscale(UpscaleBackend):
                 patch = planar[None, :, ya:yb, xa:xb]
                 result = self.session.run(None, {self._input: patch})[0][0]
                 inner = result[:, s * (y0 - ya) : s * (y1 - ya), s * (x0 - xa) : s * (x1 - xa)]
-                out[s * y0 : s * y1, s * x0 : s * x1] = inner.transpose(1, 2, 0)
-        return out
+                where = (slice(s * y0, s * y1), slice(s * x0, s * x1))
+                yield where, inner.transpose(1, 2, 0).astype(np.float32, copy=False)
 
     def warmup(self) -> None:
         self.run(np.zeros((16, 16, 3), dtype=np.float32))
