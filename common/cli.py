@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from common import cache, telemetry
+from common.backends.backdrop.base import STYLES
 from common.backends.tryon.base import CATEGORIES
 from common.config import Settings, effective
 from common.errors import ConfigurationError
 from common.models import add_fetch_command
 from common.progress import JobsProgress
 from common.schemas import Job, JobStatus, StageStatus
+from common.studio.compose import ASPECTS
 
 if TYPE_CHECKING:
     from common.pipeline import LocalPipeline
@@ -58,6 +60,10 @@ main variables (`closet config` shows all of them, with where each value came fr
   CLOSET_OUTPUT_FORMAT        webp (default), jpeg, png
   GOOGLE_CLOUD_PROJECT        project for `submit`, `watch` and `dev`
 """
+
+
+# `closet submit --studio` with no item: the studio shot is of IMAGE itself.
+PHOTO = "photo"
 
 
 class UsageError(Exception):
@@ -273,6 +279,19 @@ def run(args: argparse.Namespace) -> int:
 # -- closet tryon ---------------------------------------------------------------------------
 
 
+def one_local_pipeline(out_dir: Path) -> tuple[LocalPipeline, SimpleQueue[LocalPipeline]]:
+    """An in-process pipeline writing to `out_dir`, and the queue `_process` takes it from."""
+    prepare_out(out_dir)
+    settings = local_settings(out_dir)
+    from common.backends.lazy import Backends
+    from common.pipeline import LocalPipeline
+
+    pipeline = LocalPipeline(settings, results_dir=out_dir, backends=Backends(settings))
+    pipelines: SimpleQueue[LocalPipeline] = SimpleQueue()
+    pipelines.put(pipeline)
+    return pipeline, pipelines
+
+
 def tryon(args: argparse.Namespace) -> int:
     """A try-on in-process: GARMENT is a garment photo (a closet job runs on it first) or an
     item of an earlier `closet run` output (`DIR/<jobId>/items/<n>-<label>.webp`)."""
@@ -282,14 +301,7 @@ def tryon(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
     out_dir: Path = args.out
-    prepare_out(out_dir)
-    settings = local_settings(out_dir)
-    from common.backends.lazy import Backends
-    from common.pipeline import LocalPipeline
-
-    pipeline = LocalPipeline(settings, results_dir=out_dir, backends=Backends(settings))
-    pipelines: SimpleQueue[LocalPipeline] = SimpleQueue()
-    pipelines.put(pipeline)
+    pipeline, pipelines = one_local_pipeline(out_dir)
     jobs: list[Job] = []
     with JobsProgress(Console(stderr=True), 2) as progress:
 
@@ -301,16 +313,14 @@ def tryon(args: argparse.Namespace) -> int:
                 print(summary(job, path, out_dir, seconds), flush=True)
             return job
 
-        job_json = garment.parent.parent / "job.json"
-        if garment.parent.name == "items" and job_json.is_file():
-            closet = pipeline.adopt(job_json)
-            index = garment.name.partition("-")[0]
-        else:
+        adopted = adopted_item(pipeline, garment)
+        if adopted is None:
             closet = one(garment, args.uid)
-            index = "0"
+            adopted = closet, f"{closet.id}/items/0"
+        closet, item = adopted
         jobs.append(closet)
         if closet.status is JobStatus.DONE:
-            metadata = {"garment": f"{closet.id}/items/{index}"}
+            metadata = {"garment": item}
             if args.category:
                 metadata["category"] = args.category
             jobs.append(one(person, closet.uid, folder="tryon/", metadata=metadata))
@@ -318,6 +328,62 @@ def tryon(args: argparse.Namespace) -> int:
         json.dump([job.to_wire() for job in jobs], sys.stdout, indent=2)
         sys.stdout.write("\n")
     return EXIT_OK if all(job.status is JobStatus.DONE for job in jobs) else EXIT_FAILED
+
+
+def adopted_item(pipeline: LocalPipeline, image: Path) -> tuple[Job, str] | None:
+    """The closet job and `JOB_ID/items/N` when `image` is an item of an earlier `closet run`
+    output (the job is taken into `pipeline`); None for any other photo."""
+    job_json = image.parent.parent / "job.json"
+    if image.parent.name != "items" or not job_json.is_file():
+        return None
+    closet = pipeline.adopt(job_json)
+    return closet, f"{closet.id}/items/{image.name.partition('-')[0]}"
+
+
+def studio_metadata(args: argparse.Namespace) -> dict[str, str]:
+    """The upload metadata a studio job reads (`closet studio`, `closet submit --studio`)."""
+    options = {
+        "style": args.style,
+        "prompt": args.prompt,
+        "aspect": ",".join(args.aspect) if args.aspect else None,
+        "context": args.context,
+        "language": args.language,
+    }
+    return {key: value for key, value in options.items() if value}
+
+
+# -- closet studio ---------------------------------------------------------------------------
+
+
+def studio(args: argparse.Namespace) -> int:
+    """Studio shots in-process: SUBJECT is a photo, or an item of an earlier `closet run`
+    output (`DIR/<jobId>/items/<n>-<label>.webp`)."""
+    subject: Path = args.subject
+    if not subject.is_file():
+        raise UsageError(f"no such file: {subject}")
+    out_dir: Path = args.out
+    pipeline, pipelines = one_local_pipeline(out_dir)
+    metadata = studio_metadata(args)
+    uid = args.uid
+    if (adopted := adopted_item(pipeline, subject)) is not None:
+        closet, metadata["subject"] = adopted
+        uid = closet.uid  # only its owner may take a closet item into the studio
+    with JobsProgress(Console(stderr=True), 1) as progress:
+        job, seconds = _process(
+            pipelines, subject, subject.name, uid, progress, folder="studio/", metadata=metadata
+        )
+        progress.finish(subject.name)
+    write_job(job, out_dir)
+    if args.json:
+        json.dump([job.to_wire()], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(summary(job, subject, out_dir, seconds), flush=True)
+        caption = job.result.caption if job.result else None
+        if caption is not None:
+            print(f"        {caption.title}: {caption.story}")
+            print(f"        {' '.join(caption.hashtags)}")
+    return EXIT_OK if job.status is JobStatus.DONE else EXIT_FAILED
 
 
 # -- closet submit / watch -------------------------------------------------------------------
@@ -394,6 +460,11 @@ def submit(args: argparse.Namespace) -> int:
             if args.category:
                 metadata["category"] = args.category
             job_id = upload(args.image, args.uid, settings, folder="tryon/", metadata=metadata)
+        elif args.studio:
+            metadata = studio_metadata(args)
+            if args.studio != PHOTO:
+                metadata["subject"] = args.studio
+            job_id = upload(args.image, args.uid, settings, folder="studio/", metadata=metadata)
         else:
             job_id = upload(args.image, args.uid, settings)
     print(job_id, flush=True)
@@ -558,13 +629,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"closet {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # What every in-process command (run, tryon, studio) takes.
+    local_options = argparse.ArgumentParser(add_help=False)
+    local_options.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder (default: ./{DEFAULT_OUT})",
+    )
+    local_options.add_argument(
+        "--json", action="store_true", help="print the final job documents as a JSON list"
+    )
+    local_options.add_argument(
+        "--uid", default="local", help="owner recorded on the jobs (default: local)"
+    )
     run_parser = _command(
         commands,
         "run",
         "run the whole pipeline in-process on local images (no cloud needed)",
         "Run every stage in this process on each IMAGE and write, per image, a folder "
         "OUT/<stem>-<id>/ with job.json (the job document) and the output images.",
-        [verbosity],
+        [verbosity, local_options],
     )
     run_parser.add_argument(
         "images",
@@ -572,14 +659,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="IMAGE",
         help="a photo (JPEG, PNG, WebP, GIF) or a folder of them",
-    )
-    run_parser.add_argument(
-        "-o",
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help=f"output folder (default: ./{DEFAULT_OUT})",
     )
     run_parser.add_argument(
         "-r", "--recursive", action="store_true", help="also take images in subfolders"
@@ -592,12 +671,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"images processed at once (default: {DEFAULT_WORKERS}, from the CPU count)",
     )
-    run_parser.add_argument(
-        "--json", action="store_true", help="print the final job documents as a JSON list"
-    )
-    run_parser.add_argument(
-        "--uid", default="local", help="owner recorded on the jobs (default: local)"
-    )
     run_parser.set_defaults(handler=run)
 
     tryon_parser = _command(
@@ -607,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a virtual try-on in this process: GARMENT is a garment photo (a closet job runs "
         "on it first) or an item image of an earlier `closet run` output. Writes "
         "OUT/tryon/<id>/ with job.json and the image.",
-        [verbosity],
+        [verbosity, local_options],
     )
     tryon_parser.add_argument("person", type=Path, metavar="PERSON", help="a photo of a person")
     tryon_parser.add_argument(
@@ -617,23 +690,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="a garment photo, or OUT/<jobId>/items/<n>-<label>.webp of `closet run`",
     )
     tryon_parser.add_argument(
-        "-o",
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help=f"output folder (default: ./{DEFAULT_OUT})",
-    )
-    tryon_parser.add_argument(
         "--category", choices=CATEGORIES, help="how the garment is worn (default: from its label)"
     )
-    tryon_parser.add_argument(
-        "--json", action="store_true", help="print the final job documents as a JSON list"
-    )
-    tryon_parser.add_argument(
-        "--uid", default="local", help="owner recorded on the jobs (default: local)"
-    )
     tryon_parser.set_defaults(handler=tryon)
+
+    # What a studio job is asked for (`closet studio`, `closet submit --studio`).
+    studio_options = argparse.ArgumentParser(add_help=False)
+    studio_options.add_argument(
+        "--style", choices=STYLES, help="the backdrop (default: pastel; scene needs --prompt)"
+    )
+    studio_options.add_argument("--prompt", help="with --style scene: what the scene shows")
+    studio_options.add_argument(
+        "--aspect",
+        action="extend",
+        nargs="+",
+        choices=tuple(ASPECTS),
+        metavar="A",
+        help=f"frames to make, among {', '.join(ASPECTS)} (default: all)",
+    )
+    studio_options.add_argument(
+        "--context", metavar="TEXT", help="facts for the caption (size, material, a name...)"
+    )
+    studio_options.add_argument(
+        "--language", metavar="L", help="the caption's language, e.g. en, fr, pt-BR (default: en)"
+    )
+    studio_parser = _command(
+        commands,
+        "studio",
+        "listing-ready shots of a photo or a closet item, in-process (no cloud needed)",
+        "Cut the subject out, upscale it when small, put it on a backdrop in every frame "
+        "asked for (1080 px wide) and write its caption, in this process. SUBJECT is a photo "
+        "or an item image of an earlier `closet run` output. Writes OUT/studio/<id>/ with "
+        "job.json and the images.",
+        [verbosity, local_options, studio_options],
+    )
+    studio_parser.add_argument(
+        "subject",
+        type=Path,
+        metavar="PHOTO|ITEM",
+        help="a photo, or OUT/<jobId>/items/<n>-<label>.webp of `closet run`",
+    )
+    studio_parser.set_defaults(handler=studio)
 
     dev_parser = _command(
         commands,
@@ -681,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upload a photo to the uploads bucket, as a client app does",
         "Upload IMAGE to the uploads bucket under users/UID/ with a job id chosen here, "
         "print the job id and, with --watch, follow the job until it ends.",
-        [verbosity, follow_options],
+        [verbosity, follow_options, studio_options],
     )
     submit_parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo to upload")
     submit_parser.add_argument(
@@ -695,6 +792,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit_parser.add_argument(
         "--category", choices=CATEGORIES, help="with --tryon: how the garment is worn"
+    )
+    submit_parser.add_argument(
+        "--studio",
+        nargs="?",
+        const=PHOTO,
+        metavar="ITEM",
+        help="studio shots of IMAGE, or of this finished closet item (JOB_ID/items/N) when "
+        "named (then IMAGE only carries the request)",
     )
     submit_parser.set_defaults(handler=submit)
 

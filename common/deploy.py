@@ -31,6 +31,28 @@ CLOUDBUILD_HEADER = (
 )
 
 
+# Cloud Run's floor for a service with an NVIDIA L4: at least 4 CPUs and 16 GiB of memory.
+GPU_MIN_CPU = 4
+GPU_MIN_MEMORY_MI = 16 * 1024
+_MEMORY_UNITS = {"Mi": 1, "Gi": 1024}
+
+
+def memory_mi(memory: str) -> int:
+    """`512Mi`, `2Gi` in MiB."""
+    for unit, factor in _MEMORY_UNITS.items():
+        if memory.endswith(unit):
+            return int(float(memory.removesuffix(unit)) * factor)
+    raise ValueError(f"memory must end in Mi or Gi, got {memory!r}")
+
+
+def sized(spec: FunctionSpec) -> tuple[int, str]:
+    """The CPUs and memory a service is deployed with: a GPU raises both to Cloud Run's floor."""
+    if spec.gpu <= 0:
+        return spec.cpu, spec.memory
+    memory = spec.memory if memory_mi(spec.memory) >= GPU_MIN_MEMORY_MI else "16Gi"
+    return max(spec.cpu, GPU_MIN_CPU), memory
+
+
 def service_name(function: str) -> str:
     """Cloud Run, Artifact Registry and service account ids allow no underscores."""
     return function.replace("_", "-")
@@ -40,13 +62,14 @@ def _function_vars(spec: FunctionSpec, topology: Topology) -> dict[str, Any]:
     unknown = sorted(set(spec.reads + spec.writes) - set(BUCKETS))
     if unknown:
         raise ValueError(f"{spec.name}: unknown buckets {unknown}; expected {BUCKETS}")
+    cpu, memory = sized(spec)
     return {
         "service": service_name(spec.name),
         "topic": spec.topic,
         "subscription": spec.subscription,
         "ack_deadline_s": spec.ack_deadline_s,
-        "cpu": spec.cpu,
-        "memory": spec.memory,
+        "cpu": cpu,
+        "memory": memory,
         "gpu": spec.gpu,
         "concurrency": spec.concurrency,
         "min_instances": spec.min_instances,

@@ -47,9 +47,19 @@ def uid_for(event: UploadEvent, default: str) -> str:
 
 def inputs_for(kind: str, event: UploadEvent) -> Inputs | None:
     """What the upload's metadata names, as given: the pipeline's first stage checks it."""
+    metadata = event.metadata
+    if kind == "studio":
+        aspects = [a.strip() for a in metadata.get("aspect", "").split(",") if a.strip()]
+        return Inputs(
+            subject=metadata.get("subject"),
+            style=metadata.get("style"),
+            prompt=metadata.get("prompt"),
+            aspects=aspects or None,
+            context=metadata.get("context"),
+            language=metadata.get("language"),
+        )
     if kind != "tryon":
         return None
-    metadata = event.metadata
     return Inputs(
         garment=metadata.get("garment"),
         person=metadata.get("person") or event.name,

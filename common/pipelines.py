@@ -43,6 +43,11 @@ HANDLERS: dict[str, Handler] = {
     "finalize": Handler("functions.finalize.handler:Finalize"),
     "tryon_prepare": Handler("functions.tryon_prepare.handler:TryonPrepare"),
     "tryon_generate": Handler("functions.tryon_generate.handler:TryonGenerate", ("tryon",)),
+    "studio_prepare": Handler("functions.studio_prepare.handler:StudioPrepare", ("background",)),
+    "upscale": Handler("functions.upscale.handler:Upscale", ("upscale",)),
+    "backdrop": Handler("functions.backdrop.handler:Backdrop", ("backdrop",)),
+    "caption": Handler("functions.caption.handler:Caption", ("caption",)),
+    "compose": Handler("functions.compose.handler:Compose"),
 }
 
 SAVING = "Saving the images"
@@ -68,6 +73,20 @@ PIPELINES: dict[str, Pipeline] = {
             Step("tryon_prepare", 15, "Checking the photos"),
             Step("tryon_generate", 85, "Dressing the person"),
             Step("finalize", 100, SAVING),
+        ),
+    ),
+    # Upscale, backdrop and caption need only the cut-out: all three run side by side, and
+    # compose waits for them all (the upscale is skipped when the subject is large enough).
+    "studio": Pipeline(
+        kind="studio",
+        path="studio/",
+        describes="a photo or a closet item becomes listing-ready images and their words",
+        steps=(
+            Step("studio_prepare", 20, "Cutting out the subject"),
+            Step("upscale", 45, "Sharpening the subject"),
+            Step("backdrop", 55, "Making the backdrop", after=("studio_prepare",)),
+            Step("caption", 65, "Writing the caption", optional=True, after=("studio_prepare",)),
+            Step("compose", 100, "Composing the shots", after=("upscale", "backdrop", "caption")),
         ),
     ),
 }

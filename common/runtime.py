@@ -145,7 +145,7 @@ def run_stage(
         backend=outcome.backend,
         ended_at=utcnow(),
         ms=elapsed[0],
-        reason=outcome.skipped,
+        reason=outcome.skipped or outcome.reason,
         handoff=handoff,
         lease=None,
     )

@@ -121,11 +121,26 @@ class ItemResult(Model):
     attributes: Attributes | None = None
 
 
+class Caption(Model):
+    """The words that go with a studio shot (the caption backends answer this shape)."""
+
+    title: str
+    story: str
+    hashtags: list[str]
+    alt_text: str
+    language: str
+
+
 class Result(Model):
     items: list[ItemResult]
     cutout: ImageRef | None = None
     """The whole cut-out (closet jobs)."""
     manifest: str | None = None
+    caption: Caption | None = None
+    """Studio: the caption, when one was written."""
+    notes: list[str] | None = None
+    """Studio: what the result lacks of what was asked (a backdrop that fell back to the
+    gradient, a caption that could not be written), and why."""
 
 
 class Inputs(Model):
@@ -138,6 +153,16 @@ class Inputs(Model):
     same user named in metadata `person` (the upload is then only a request object)."""
     category: str | None = None
     """Asked for in metadata `category` (checked by the pipeline); unset: from the item's label."""
+    subject: str | None = None
+    """Studio: a finished closet item of the same user, `{jobId}/items/{n}`, instead of a photo."""
+    style: str | None = None
+    """Studio: `white`, `pastel`, `gradient` or `scene` (with `prompt`)."""
+    prompt: str | None = None
+    aspects: list[str] | None = None
+    """Studio: the frames asked for (`1:1`, `4:5`, `9:16`), from metadata `aspect`."""
+    context: str | None = None
+    """Studio: facts for the caption (at most 2,000 characters)."""
+    language: str | None = None
 
 
 class JobError(Model):
@@ -306,6 +331,22 @@ class Expansion(Model):
 
 class Expansions(Model):
     items: list[Expansion]
+
+
+class StudioPlan(Model):
+    """A studio job's request, checked, and its subject as studio_prepare found it."""
+
+    style: str
+    prompt: str | None = None
+    aspects: list[str]
+    context: str | None = None
+    language: str
+    size: tuple[int, int] | None = None
+    """Width and height of the cut-out (`subject` in the work bucket)."""
+    box: BBox | None = None
+    """The subject's visible pixels in the cut-out."""
+    palette: list[tuple[int, int, int]] = Field(default_factory=list)
+    """The subject's main colours, most prominent first."""
 
 
 StageRecord.model_rebuild()

@@ -21,6 +21,8 @@ class StageOutcome:
     """Why the stage did nothing; the stage is then recorded as skipped."""
     code: str | None = None
     """A stable code for why it was skipped (e.g. `caption_invalid`), kept on its record."""
+    reason: str | None = None
+    """Why a step that did its work did it otherwise than asked (a backdrop that fell back)."""
     message: str | None = None
     cache_key: str | None = None
     source: Source | None = None

@@ -13,6 +13,9 @@ resource "google_cloud_run_v2_service" "function" {
     service_account                  = google_service_account.runtime[each.key].email
     timeout                          = "${each.value.ack_deadline_s}s" # a request lives as long as its message's lease
     max_instance_request_concurrency = each.value.concurrency
+    # A GPU service runs in one zone (best effort, cheaper per GPU-second; the quota asked for
+    # is the non-redundant one); no other service has the setting.
+    gpu_zonal_redundancy_disabled = each.value.gpu > 0 ? true : null
 
     scaling {
       min_instance_count = each.value.min_instances

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Self
-
-from PIL import Image
 
 from common import cache, imaging
 from common.config import Settings
 from common.garments import garment_image, image_to_mask
+from common.outputs import Output, Results
 from common.ports import BlobStore
-from common.schemas import Expansions, ImageRef, ItemResult, Result, Segments, StageMessage
+from common.schemas import Expansions, ItemResult, Result, Segments, StageMessage
 from common.stage import StageContext, StageOutcome
-
-# Result names are immutable per job; the work bucket never serves clients.
-RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True)
-class _Output:
-    name: str
-    image: Image.Image
-    max_size: int
 
 
 class Finalize:
@@ -32,6 +19,7 @@ class Finalize:
     def __init__(self, settings: Settings, blobs: BlobStore) -> None:
         self.settings = settings
         self.blobs = blobs
+        self.results = Results(settings, blobs)
 
     @classmethod
     def from_context(cls, context: StageContext) -> Self:
@@ -47,13 +35,10 @@ class Finalize:
         settings = self.settings
         dressed = imaging.open_work(self.blobs.read(settings.work_bucket, message.refs["tryon"]))
         prefix = cache.results_prefix(message.kind, message.job_id)
-        stem = f"{prefix}/tryon.{self._ext}"
-        thumb = f"{prefix}/tryon.thumb.{self._ext}"
-        outputs = [
-            _Output(stem, dressed, settings.output_max_size),
-            _Output(thumb, dressed, settings.thumbnail_size),
-        ]
-        image, thumbnail = self._store_all(outputs)
+        outputs = self.results.image_and_thumbnail(
+            f"{prefix}/tryon", dressed, settings.output_max_size
+        )
+        image, thumbnail = self.results.store_all(outputs)
         item = ItemResult(
             label=message.refs.get("category", "tryon"),
             bbox=(0, 0, dressed.width, dressed.height),
@@ -61,31 +46,8 @@ class Finalize:
             image=image,
             thumbnail=thumbnail,
         )
-        return self._finished(message, Result(items=[item], manifest=f"{prefix}/manifest.json"))
-
-    @property
-    def _ext(self) -> str:
-        fmt = self.settings.output_format
-        return "jpg" if fmt == "jpeg" else fmt
-
-    def _store_all(self, outputs: list[_Output]) -> list[ImageRef]:
-        # Pillow releases the GIL while encoding, so threads give real parallelism here.
-        with ThreadPoolExecutor(max_workers=self.settings.encode_workers) as pool:
-            return list(pool.map(self._store, outputs))
-
-    def _finished(self, message: StageMessage, result: Result) -> StageOutcome:
-        settings = self.settings
-        cache.write_manifest(self.blobs, settings, result)
-        if settings.cache and message.cache_key and message.cacheable:
-            cache.store(self.blobs, settings, message.cache_key, result)
-        count = len(result.items)
-        noun = "garment image" if message.kind == "closet" else "image"
-        return StageOutcome(
-            backend=settings.output_format,
-            result=result,
-            finished=True,
-            message=f"Done: {count} {noun}{'s' if count != 1 else ''}",
-        )
+        result = Result(items=[item], manifest=f"{prefix}/manifest.json")
+        return self.results.finished(message, result, "image")
 
     def _closet(self, message: StageMessage) -> StageOutcome:
         settings = self.settings
@@ -97,10 +59,9 @@ class Finalize:
             else None
         )
         cutout = imaging.open_work(self.blobs.read(work, message.refs["cutout"]))
-        ext = self._ext
         prefix = cache.results_prefix(message.kind, message.job_id)
 
-        outputs = [_Output(f"{prefix}/cutout.{ext}", cutout, settings.output_max_size)]
+        outputs = [Output(f"{prefix}/cutout.{self.results.ext}", cutout, settings.output_max_size)]
         for index, garment in enumerate(segments.garments):
             expansion = expansions.items[index] if expansions else None
             if expansion and expansion.completed_image:
@@ -109,10 +70,9 @@ class Finalize:
                 mask = image_to_mask(imaging.open_work(self.blobs.read(work, garment.mask)))
                 image = garment_image(cutout, mask, garment.bbox)
             stem = f"{prefix}/items/{index}-{garment.label}"
-            outputs.append(_Output(f"{stem}.{ext}", image, settings.output_max_size))
-            outputs.append(_Output(f"{stem}.thumb.{ext}", image, settings.thumbnail_size))
+            outputs += self.results.image_and_thumbnail(stem, image, settings.output_max_size)
 
-        refs = self._store_all(outputs)
+        refs = self.results.store_all(outputs)
 
         items = []
         for index, garment in enumerate(segments.garments):
@@ -129,24 +89,5 @@ class Finalize:
                 )
             )
         manifest = f"{prefix}/manifest.json"
-        return self._finished(message, Result(items=items, cutout=refs[0], manifest=manifest))
-
-    def _store(self, output: _Output) -> ImageRef:
-        settings = self.settings
-        image = imaging.fit(output.image, output.max_size)
-        data = imaging.encode(image, settings.output_format, quality=settings.output_quality)
-        url = self.blobs.write(
-            settings.results_bucket,
-            output.name,
-            data,
-            imaging.CONTENT_TYPES[settings.output_format],
-            cache_control=RESULT_CACHE_CONTROL,
-        )
-        return ImageRef(
-            url=url,
-            path=output.name,
-            width=image.width,
-            height=image.height,
-            bytes=len(data),
-            format=settings.output_format,
-        )
+        result = Result(items=items, cutout=refs[0], manifest=manifest)
+        return self.results.finished(message, result, "garment image")

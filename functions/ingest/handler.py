@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Self
 
-from common import cache, imaging
+from common import cache, imaging, intake
 from common.config import Settings
-from common.errors import ImageTooLarge
 from common.pipelines import PIPELINES
 from common.ports import BlobStore, JobStore
 from common.schemas import StageMessage, StageRecord, StageStatus
@@ -30,14 +28,8 @@ class Ingest:
         job = self.jobs.get(message.job_id)
         assert job is not None, "the runtime checked the job exists"
         settings = self.settings
-        if job.source.size is not None and job.source.size > settings.max_bytes:
-            # Refuse before downloading a huge object.
-            raise ImageTooLarge(
-                f"the upload is {job.source.size} bytes; the limit is {settings.max_bytes}"
-            )
-        data = self.blobs.read(job.source.bucket, job.source.name, generation=job.source.generation)
-        sha256 = hashlib.sha256(data).hexdigest()
-        source = job.source.model_copy(update={"sha256": sha256, "size": len(data)})
+        data, source = intake.read_upload(self.blobs, settings, job.source)
+        sha256 = source.sha256 or ""
         cache_key = cache.cache_key(sha256, settings)
         if settings.cache and (hit := cache.lookup(self.blobs, settings, cache_key)) is not None:
             reason = "identical upload processed before"
@@ -56,14 +48,7 @@ class Ingest:
                 message="Done (identical photo processed before)",
             )
 
-        decoded = imaging.decode(
-            data,
-            allowed_formats=settings.allowed_formats,
-            max_bytes=settings.max_bytes,
-            max_pixels=settings.max_pixels,
-            min_side=settings.min_side,
-            working_size=settings.working_size,
-        )
+        decoded = intake.decode(data, settings, settings.working_size)
         source = source.model_copy(update={"content_type": imaging.CONTENT_TYPES[decoded.format]})
         name = f"work/{job.id}/input.png"
         self.blobs.write(

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Self
 
-import numpy as np
-
-from common import imaging
+from common import imaging, intake
 from common.backends.background import BackgroundBackend
 from common.config import Settings
 from common.errors import NoGarmentFound
 from common.ports import BlobStore
 from common.schemas import StageMessage
 from common.stage import StageContext, StageOutcome
-
-# Below this share of visible pixels there is nothing worth calling a garment.
-MIN_FOREGROUND = 0.001
 
 
 class RemoveBackground:
@@ -33,14 +28,7 @@ class RemoveBackground:
     def handle(self, message: StageMessage) -> StageOutcome:
         bucket = self.settings.work_bucket
         image = imaging.open_work(self.blobs.read(bucket, message.refs["input"]))
-        if image.mode == "RGBA":
-            # The upload already has transparency (a cut-out): keep it rather than guess again.
-            cutout, backend = image, "upload-alpha"
-        else:
-            cutout, backend = self.backend.remove(image.convert("RGB")), self.backend.name
-        alpha = np.asarray(cutout.getchannel("A"))
-        if float((alpha >= 128).mean()) < MIN_FOREGROUND:
-            raise NoGarmentFound("nothing stands out from the background in this photo")
+        cutout, backend = intake.cut_out(image, self.backend, NoGarmentFound, "photo")
         name = f"work/{message.job_id}/cutout.png"
         self.blobs.write(bucket, name, imaging.encode_work(cutout), "image/png")
         return StageOutcome(backend=backend, refs={"cutout": name})

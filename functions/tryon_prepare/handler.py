@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Self
 
 from PIL import Image
 
-from common import cache, imaging
+from common import cache, imaging, intake
 from common.backends.tryon import CATEGORIES, TryonBackend, tryon_class
 from common.config import Settings
-from common.errors import ImageTooLarge, InvalidRequest, ItemNotFound
+from common.errors import InvalidRequest
 from common.pipelines import PIPELINES
 from common.ports import BlobStore, JobStore
-from common.schemas import ItemResult, Job, JobStatus, StageMessage, StageRecord, StageStatus
+from common.schemas import ItemResult, Job, StageMessage, StageRecord, StageStatus
 from common.stage import StageContext, StageOutcome
 
-_ITEM = re.compile(r"^(?P<job>[A-Za-z0-9_-]{6,128})/items/(?P<index>\d{1,3})$")
 # What each garment label is worn as; the other labels (hat, shoes, bag...) cannot be tried on.
 CATEGORY_OF_LABEL = {
     "upper-clothes": "tops",
@@ -59,14 +57,7 @@ class TryonPrepare:
         garment = self._garment(job)
         category = self._category(job, garment.item)
         person_data = self._person_bytes(job)
-        person = imaging.decode(
-            person_data,
-            allowed_formats=settings.allowed_formats,
-            max_bytes=settings.max_bytes,
-            max_pixels=settings.max_pixels,
-            min_side=settings.min_side,
-            working_size=self.backend.person_size,
-        )
+        person = intake.decode(person_data, settings, self.backend.person_size)
         person_digest = hashlib.sha256(person_data).hexdigest()
         source = job.source.model_copy(update={"sha256": person_digest})
         options = {"category": category, **settings.tryon_fingerprint()}
@@ -117,21 +108,7 @@ class TryonPrepare:
 
     def _garment(self, job: Job) -> Garment:
         named = job.inputs.garment if job.inputs else None
-        if not named:
-            raise InvalidRequest("a try-on needs metadata `garment` naming a closet item")
-        match = _ITEM.match(named)
-        if match is None:
-            raise InvalidRequest(f"`garment` must look like JOB_ID/items/N, got {named!r}")
-        owner = self.jobs.get(match["job"])
-        index = int(match["index"])
-        missing = ItemNotFound(f"you have no finished closet item {named}")
-        if owner is None or owner.uid != job.uid or owner.kind != "closet":
-            raise missing
-        if owner.status is not JobStatus.DONE or owner.result is None:
-            raise missing
-        if index >= len(owner.result.items):
-            raise missing
-        item = owner.result.items[index]
+        item = intake.closet_item(self.jobs, job, named, "garment")
         data = self.blobs.read(self.settings.results_bucket, item.image.path)
         image = imaging.open_remote(data).convert("RGBA")
         return Garment(item=item, image=image, digest=hashlib.sha256(data).hexdigest())
@@ -154,12 +131,7 @@ class TryonPrepare:
     def _person_bytes(self, job: Job) -> bytes:
         named = job.inputs.person if job.inputs and job.inputs.person else job.source.name
         if named == job.source.name:
-            source = job.source
-            limit = self.settings.max_bytes
-            if source.size is not None and source.size > limit:
-                # Refuse before downloading a huge object.
-                raise ImageTooLarge(f"the upload is {source.size} bytes; the limit is {limit}")
-            return self.blobs.read(source.bucket, source.name, generation=source.generation)
+            return intake.read_upload(self.blobs, self.settings, job.source)[0]
         if not named.startswith(f"users/{job.uid}/"):
             raise InvalidRequest("`person` must name a photo you uploaded (users/{uid}/...)")
         bucket = job.source.bucket

@@ -99,6 +99,31 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
             text=True,
             timeout=120,
         )
+        studio = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "common.cli",
+                "submit",
+                str(REPO / "tests/data/sample-shirt.jpg"),
+                "--studio",
+                "--style",
+                "white",
+                "--aspect",
+                "1:1",
+                "--watch",
+                "--json",
+                "--state",
+                str(state_file),
+                "--timeout",
+                "60",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         dev.send_signal(stop_signal)
         output = dev.communicate(timeout=60)[0]
@@ -108,6 +133,11 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert submit.returncode == 0, submit.stdout + submit.stderr
     job = json.loads(submit.stdout.split("\n", 1)[1])
     assert job["status"] == "done" and job["progress"] == 100
+    assert studio.returncode == 0, studio.stdout + studio.stderr
+    shots = json.loads(studio.stdout.split("\n", 1)[1])
+    assert shots["kind"] == "studio" and shots["status"] == "done"
+    assert shots["inputs"]["style"] == "white" and shots["inputs"]["aspects"] == ["1:1"]
+    assert [item["label"] for item in shots["result"]["items"]] == ["1:1"]
     assert set(state) >= {"project", "buckets", "env", "functions"}
     assert list(state["functions"]) == FUNCTIONS
     assert state["api"] == state["functions"]["api"].rstrip("/")

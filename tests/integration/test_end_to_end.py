@@ -9,6 +9,7 @@ import itertools
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from PIL import Image
 
 from common.adapters.firestore import FirestoreJobStore
 from common.devstack import DevStack
+from common.pipelines import PIPELINES
 from common.schemas import Job, JobStatus, StageMessage, StageStatus
 from tests import badinputs
 from tests.fakes.fashn_server import FakeFashn
@@ -395,3 +397,69 @@ def test_a_tryon_of_another_users_item_is_refused(stack, jobs, gcs, fashn, close
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.code == "item_not_found"
     assert fashn.runs == []
+
+
+def push_status(url: str, message: StageMessage) -> int:
+    """`push`, with a 5xx answer (the step is held: redeliver later) returned, not raised."""
+    try:
+        return push(url, message)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_studio_job_of_a_closet_item_runs_its_branches_side_by_side(stack, jobs, gcs, gemini):
+    closet = wait_for(jobs, upload(gcs, stack, photo(), "for-studio.jpg"))
+    assert closet.status is JobStatus.DONE and closet.result is not None
+    job_id = f"e2e-studio-{uuid.uuid4().hex[:12]}"
+    recorder = Recorder()
+    jobs.listen(job_id, recorder)
+    gemini.delay_s = 2.0  # the caption takes a while: the backdrop is drawn meanwhile
+    try:
+        # No photo: the upload only carries the request, naming the closet item.
+        blob = gcs.bucket(stack.settings.uploads_bucket).blob(
+            f"users/tester/studio/{job_id}-request.json"
+        )
+        blob.metadata = {
+            "job-id": job_id,
+            "subject": f"{closet.id}/items/0",
+            "aspect": "1:1,9:16",
+            "style": "gradient",
+            "context": "size M, organic cotton",
+        }
+        blob.upload_from_string(b"{}", content_type="application/json")
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while (job := jobs.get(job_id)) is None or "compose" not in job.stages:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        # The join's message again, while compose works and once the job is done.
+        joined = PIPELINES["studio"].message_to(job, "compose")
+        assert joined is not None
+        compose_url = stack.functions["compose"].url
+        during = push_status(compose_url, joined)
+    finally:
+        gemini.delay_s = 0.0
+    assert recorder.finished.wait(JOB_TIMEOUT_S), jobs.get(job_id)
+    after = [push_status(compose_url, joined) for _ in range(2)]
+
+    done = jobs.get(job_id)
+    assert done is not None and done.status is JobStatus.DONE, done
+    # While compose works the copy is told to come back later (5xx); after, it is acknowledged.
+    assert during == 500 or 200 <= during < 300
+    assert all(200 <= status < 300 for status in after)
+    progress = [s.progress for s in recorder.snapshots]
+    assert progress == sorted(progress) and progress[-1] == 100
+    stages = done.stages
+    assert stages["compose"].attempts == 1 and stages["compose"].status is StageStatus.DONE
+    backdrop, caption = stages["backdrop"], stages["caption"]
+    assert backdrop.started_at and backdrop.ended_at and caption.started_at and caption.ended_at
+    # Side by side: each began before the other ended.
+    assert backdrop.started_at < caption.ended_at and caption.started_at < backdrop.ended_at
+    assert "Making the backdrop · Writing the caption" in {s.message for s in recorder.snapshots}
+    assert done.result is not None and done.result.caption is not None
+    assert {item.label for item in done.result.items} == {"1:1", "9:16"}
+    results = gcs.bucket(stack.settings.results_bucket)
+    for item in done.result.items:
+        assert results.blob(item.image.path).exists() and results.blob(item.thumbnail.path).exists()
+        assert item.image.width == 1080
+    manifest = json.loads(results.blob(f"studio/{job_id}/manifest.json").download_as_bytes())
+    assert manifest["caption"]["title"] == done.result.caption.title

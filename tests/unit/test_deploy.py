@@ -7,6 +7,7 @@ python-hcl2 and checked for what the topology promises.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import shlex
 import subprocess
@@ -19,8 +20,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from common.deploy import render_cloudbuild, render_tfvars, service_name
-from common.topology import Topology, load
+from common.deploy import memory_mi, render_cloudbuild, render_tfvars, service_name, sized
+from common.topology import FunctionSpec, Topology, load
 
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"
@@ -189,6 +190,43 @@ def test_services_are_internal_and_sized_from_the_topology(
     assert unquote(env["WORKERS"]) == "1"
 
 
+def test_a_function_asking_for_a_gpu_gets_an_l4_with_the_cpu_and_memory_it_needs(
+    tf: dict[str, dict[str, dict[str, Any]]], topology: Topology
+) -> None:
+    upscale = topology.function("upscale")
+    on_gpu = dataclasses.replace(upscale, gpu=1, cpu=2, memory="4Gi")
+    gpu_topology = dataclasses.replace(
+        topology,
+        functions=tuple(on_gpu if s.name == "upscale" else s for s in topology.functions),
+    )
+    template = block(tf["google_cloud_run_v2_service"]["function"], "template")
+    resources = block(block(template, "containers"), "resources")
+
+    rendered = render_tfvars(gpu_topology)["functions"]
+
+    assert (rendered["upscale"]["gpu"], rendered["upscale"]["cpu"]) == (1, 4)
+    assert rendered["upscale"]["memory"] == "16Gi"
+    # Without a GPU (the default), nothing changes.
+    assert upscale.gpu == 0 and render_tfvars(topology)["functions"]["upscale"]["cpu"] == 2
+    selector = dynamic(template, "node_selector")
+    assert "each.value.gpu > 0" in selector["for_each"]
+    assert unquote(block(selector, "content")["accelerator"]) == "nvidia-l4"
+    assert '"nvidia.com/gpu"' in resources["limits"] or "nvidia.com/gpu" in resources["limits"]
+    assert "each.value.gpu == 0" in resources["cpu_idle"]
+    assert "each.value.gpu > 0" in template["gpu_zonal_redundancy_disabled"]
+
+
+def test_gpu_memory_is_raised_only_below_cloud_runs_floor() -> None:
+    spec = FunctionSpec(
+        name="x", topic="t", subscription="s", ack_deadline_s=60, memory="32Gi", min_instances=0
+    )
+
+    assert sized(spec) == (1, "32Gi")
+    assert sized(dataclasses.replace(spec, gpu=1)) == (4, "32Gi")
+    assert sized(dataclasses.replace(spec, gpu=1, memory="512Mi")) == (4, "16Gi")
+    assert memory_mi("1.5Gi") == 1536
+
+
 def test_model_stages_keep_warm_instances_with_a_startup_boost(tfvars: dict[str, Any]) -> None:
     for name in ("segment", "remove_background"):
         rendered = tfvars["functions"][name]
@@ -284,7 +322,7 @@ def test_the_gemini_key_is_a_secret_only_the_stages_calling_gemini_may_read(
     )
     mounted = block(dynamic(container, "env"), "content")
 
-    assert readers == ["expand", "tryon_generate"]
+    assert readers == ["expand", "tryon_generate", "backdrop", "caption"]
     assert tf["google_secret_manager_secret"]["env"]["for_each"] == "${local.secrets}"
     assert "secret_key_ref" in block(mounted, "value_source")
     grant = tf["google_secret_manager_secret_iam_member"]["runtime"]
@@ -325,16 +363,26 @@ def test_each_stage_gets_only_the_access_its_topology_entry_declares(
 
     uploads_readers = [n for n, f in functions.items() if "uploads" in f["reads"] + f["writes"]]
     results_writers = sorted(n for n, f in functions.items() if "results" in f["writes"])
-    # The person photo of a try-on is an upload too; the api signs upload URLs, which act with
-    # its service account's access.
-    assert uploads_readers == ["ingest", "tryon_prepare", "api"]
+    # The person photo of a try-on and a studio photo are uploads too; the api signs upload
+    # URLs, which act with its service account's access.
+    assert uploads_readers == ["ingest", "tryon_prepare", "studio_prepare", "api"]
     assert functions["api"]["writes"] == ["uploads"] and functions["api"]["reads"] == ["results"]
-    # Cache hits are copied by the first stage of each pipeline.
-    assert results_writers == ["finalize", "ingest", "tryon_prepare"]
+    # Cache hits are copied by the first stage of a pipeline; compose writes the studio shots.
+    assert results_writers == ["compose", "finalize", "ingest", "tryon_prepare"]
     # Publishers follow the pipeline declaration: the uploads trigger starts every pipeline.
     assert functions["ingest"]["publishes"] == sorted(
-        [functions["remove_background"]["topic"], functions["tryon_prepare"]["topic"]]
+        [
+            functions["remove_background"]["topic"],
+            functions["tryon_prepare"]["topic"],
+            functions["studio_prepare"]["topic"],
+        ]
     )
+    # A fan-out publishes to every branch; every branch may publish the join.
+    assert functions["studio_prepare"]["publishes"] == sorted(
+        functions[name]["topic"] for name in ("upscale", "backdrop", "caption")
+    )
+    for branch in ("upscale", "backdrop", "caption"):
+        assert functions[branch]["publishes"] == [functions["compose"]["topic"]]
     assert functions["tryon_generate"]["publishes"] == [functions["finalize"]["topic"]]
     assert functions["finalize"]["publishes"] == []
     dead = functions["dead_letter"]
