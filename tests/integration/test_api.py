@@ -257,18 +257,3 @@ def test_phone_photos_get_an_upload_url(api, alice, content_type, extension):
     assert answer.status_code == 201
     assert answer.json()["object"]["name"].endswith(f"-my-shirt.{extension}")
     assert answer.json()["headers"]["Content-Type"] == content_type
-
-
-def test_a_warm_up_is_answered_without_a_token(api):
-    answer = api.post(
-        "/",
-        content=b"{}",
-        headers={
-            "ce-specversion": "1.0",
-            "ce-type": "closet.warmup",
-            "ce-id": "w",
-            "ce-source": "t",
-        },
-    )
-
-    assert answer.status_code == 204 and answer.content == b""
