@@ -8,11 +8,11 @@ const PIPELINES = {
   tryon: ['tryon_prepare', 'tryon_generate', 'finalize'],
 };
 const STAGE_NAMES = {
-  ingest: 'Check the photo',
-  remove_background: 'Remove the background',
-  segment: 'Find the garments',
-  expand: 'Complete and tag',
-  finalize: 'Save the images',
+  ingest: 'Check photo',
+  remove_background: 'Background',
+  segment: 'Garments',
+  expand: 'Complete & tag',
+  finalize: 'Save images',
   tryon_prepare: 'Check the photos',
   tryon_generate: 'Dress the person',
 };
@@ -30,6 +30,7 @@ const ERROR_WORDS = {
   stage_failed: 'Something kept failing while processing this photo.',
   timeout: 'This job stopped making progress.',
   permission_denied: 'This job is not yours, or it does not exist.',
+  listen_failed: 'The live view of this job stopped.',
 };
 
 export function errorWords(code) {
@@ -53,7 +54,7 @@ export function showError(code, message) {
   box.hidden = false;
   box.dataset.code = code;
   $('error-title').textContent = errorWords(code);
-  $('error-message').textContent = message ? `${message} (${code})` : code;
+  $('error-message').textContent = message ? `${message} (${code})` : `(${code})`;
 }
 
 export function clearJob() {
@@ -68,8 +69,7 @@ export function clearJob() {
 /** The job document as it is now: status, progress, stages. Garments come from `showGarments`. */
 export function renderJob(job) {
   showStatus(job.status);
-  const stage = STAGE_NAMES[job.stage] ?? job.stage;
-  const message = job.status === 'done' ? 'Done' : `${stage}: ${job.message}`;
+  const message = job.status === 'done' ? 'Done' : job.message;
   showProgress(job.progress ?? 0, job.cacheHit && job.status === 'done' ? 'Done (seen before)' : message);
   renderStages(job);
   if (job.status === 'failed' && job.error) {

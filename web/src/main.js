@@ -217,7 +217,9 @@ function listenJob(jobId, { created }) {
           return;
         }
         showStatus('failed');
-        showError(error.code === 'permission-denied' ? 'permission_denied' : 'listen_failed', error.message);
+        // The rules' own words name rule lines, which mean nothing to the person reading.
+        if (error.code === 'permission-denied') showError('permission_denied');
+        else showError('listen_failed', error.message);
       },
     );
   };
