@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# firebase-tools (the Auth emulator) from the root package-lock.json.
+NODE_STAMP := node_modules/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
@@ -14,7 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,cloud,models,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is missing: install Node.js 18+ with npm (apt-get install nodejs npm); firebase-tools runs the Auth emulator"; exit 2; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 # --- the web app (README: "Web app") ---
 WEB_STAMP := web/node_modules/.installed
@@ -40,11 +47,11 @@ demo: $(STAMP)
 	$(BIN)/closet run $(SAMPLE) --out $(OUT)
 
 # Emulators and every function on this machine; Ctrl-C stops them all.
-dev: $(STAMP) web
+dev: $(STAMP) $(NODE_STAMP) web
 	$(BIN)/closet dev --state .closet-dev.json
 
 # Every measure against its target (about 15 minutes); writes bench/results/.
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/closet bench --json bench/results/bench.json
 
 lint: $(STAMP)
@@ -55,13 +62,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) web browser
+unit: $(STAMP) $(NODE_STAMP) web browser
 	$(BIN)/pytest tests
 
 test: lint typecheck unit
 
 # Every fault scenario at full size on the emulator topology; figures go to docs/chaos.md.
-chaos: $(STAMP)
+chaos: $(STAMP) $(NODE_STAMP)
 	CLOSET_CHAOS=full $(BIN)/pytest tests/integration/test_chaos.py -v
 
 # The ingest fuzzing of `make test`, with many more examples (about 10 minutes).
@@ -111,4 +118,4 @@ apply: render
 comma := ,
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .pytest_cache .ruff_cache web/node_modules web/dist
+	rm -rf $(VENV) node_modules out .mypy_cache .pytest_cache .ruff_cache web/node_modules web/dist

@@ -477,6 +477,8 @@ def dev(args: argparse.Namespace) -> int:
             print(f"bucket    {role}: {bucket}")
         for name, url in state["functions"].items():
             print(f"function  {name}: {url}")
+        auth = state["auth"]
+        print(f"auth      {auth['url']} (Firebase Auth emulator, project {auth['project']})")
         print(f"logs      {args.logs}/<name>.log")
         print(f"page      {state['page'] or stack.page_missing}")
         print(

@@ -26,6 +26,7 @@ from typing import IO, Any, Self, TextIO
 from common.config import Settings
 from common.emulators import (
     HOST,
+    AuthEmulator,
     Emulator,
     EmulatorError,
     FirestoreEmulator,
@@ -40,7 +41,9 @@ from common.topology import FunctionSpec, Topology, load
 from common.webpage import BUILD_HINT, PageServer
 
 REPO = Path(__file__).resolve().parent.parent
-EMULATORS = ("pubsub", "firestore", "gcs")
+EMULATORS = ("pubsub", "firestore", "gcs", "auth")
+RULES = REPO / "infra" / "firestore.rules"
+"""The security rules the Firestore emulator enforces on clients, as deployed."""
 PAGE = "web"
 # The Auth emulator takes any key; the page needs one to start the Firebase SDK.
 DEV_API_KEY = "demo-closet-dev-key"
@@ -180,6 +183,7 @@ class DevStack:
     pubsub: PubSubEmulator | None = None
     firestore: FirestoreEmulator | None = None
     gcs: GcsEmulator | None = None
+    auth: AuthEmulator | None = None
     functions: dict[str, FunctionProcess] = field(default_factory=dict)
     sweep_every_s: float | None = None
     """Publish to the scheduled functions' topics this often (the watchdog); None: never."""
@@ -203,7 +207,7 @@ class DevStack:
     def env(self) -> dict[str, str]:
         """What points client libraries at this stack."""
         env = {"GOOGLE_CLOUD_PROJECT": self.project}
-        for emulator in (self.pubsub, self.firestore, self.gcs):
+        for emulator in (self.pubsub, self.firestore, self.gcs, self.auth):
             if emulator is not None:
                 env |= emulator.env
         return env
@@ -236,10 +240,12 @@ class DevStack:
 
     def _start(self) -> None:
         self.pubsub = PubSubEmulator(self.ports.get("pubsub"), project=self.project)
-        self.firestore = FirestoreEmulator(self.ports.get("firestore"))
+        self.firestore = FirestoreEmulator(self.ports.get("firestore"), rules=RULES)
+        self.auth = AuthEmulator(self.ports.get("auth"), project=self.project)
         self._emulator("pubsub", self.pubsub)
         self._emulator("firestore", self.firestore)
-        start_all([self.pubsub, self.firestore])
+        self._emulator("auth", self.auth)
+        start_all([self.pubsub, self.firestore, self.auth])
         # Clients in this process (topology, tests, `closet submit`) find the emulators here.
         os.environ.update(self.env)
         self._create_topics()
@@ -287,7 +293,7 @@ class DevStack:
     def page_config(self) -> dict[str, Any]:
         """The page's config.json: the api, the Firebase project, and the emulators."""
         api = self.functions.get("api")
-        auth: Emulator | None = getattr(self, "auth", None)
+        auth = self.auth
         return {
             "apiUrl": api.url if api is not None else None,
             "firebase": {"projectId": self.project, "apiKey": DEV_API_KEY},
@@ -317,7 +323,7 @@ class DevStack:
             function.interrupt()
         for function in self.functions.values():
             function.stop()
-        stop_all([e for e in (self.gcs, self.pubsub, self.firestore) if e is not None])
+        stop_all([e for e in (self.gcs, self.pubsub, self.firestore, self.auth) if e is not None])
         if self.streamer is not None:
             self.streamer.stop()
 
@@ -338,6 +344,12 @@ class DevStack:
             },
             "env": self.env,
             "functions": {name: f.url for name, f in self.functions.items()},
+            # What a web app needs to sign in against the Auth emulator (its tokens name this
+            # project; Firestore documents live under `project`).
+            "auth": {
+                "url": self.auth.url if self.auth else None,
+                "project": self.auth.project if self.auth else None,
+            },
             "page": self.page.url if self.page is not None else None,
         }
 

@@ -1,4 +1,5 @@
-"""Local emulators as child processes: Pub/Sub and Firestore (gcloud) and fake-gcs-server.
+"""Local emulators as child processes: Pub/Sub and Firestore (gcloud), fake-gcs-server and
+the Firebase Auth emulator (firebase-tools from npm).
 
 Used by the integration-test fixtures and by `closet dev`. Each emulator runs in its own
 process group, because gcloud starts a shell script that starts Java: stopping only the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -20,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -159,6 +162,8 @@ class Emulator:
         self._log: IO[bytes] | None = None
         self._command: list[str] = []
         self._launched_at = 0.0
+        self.cwd: Path | None = None
+        """Where the process runs (firebase-tools writes its debug log there); None: here."""
         self.log_file: Path | None = None
         """Where the output goes and stays (`closet dev --logs`); else a scratch file."""
 
@@ -240,6 +245,7 @@ class Emulator:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 env=self.child_env(),
+                cwd=self.cwd,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -385,13 +391,29 @@ class PubSubEmulator(Emulator):
 
 
 class FirestoreEmulator(Emulator):
-    """`gcloud emulators firestore start` in Firestore Native mode; serves `on_snapshot`."""
+    """`gcloud emulators firestore start` in Firestore Native mode; serves `on_snapshot`.
+
+    With `rules`, client requests (a Firebase ID token in `Authorization: Bearer`, or none)
+    are judged by that security rules file; the server client libraries send the emulator's
+    `Bearer owner` token, which rules do not govern, as service accounts in the cloud.
+    """
 
     name = "firestore-emulator"
     env_var = "FIRESTORE_EMULATOR_HOST"
 
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        rules: Path | None = None,
+        startup_timeout_s: float = 60.0,
+        host: str = HOST,
+    ) -> None:
+        super().__init__(port, startup_timeout_s=startup_timeout_s, host=host)
+        self.rules = rules
+
     def command(self) -> list[str]:
-        return [
+        command = [
             _gcloud(),
             "emulators",
             "firestore",
@@ -399,6 +421,11 @@ class FirestoreEmulator(Emulator):
             f"--host-port={self.address}",
             "--database-mode=firestore-native",
         ]
+        if self.rules is not None:
+            if not self.rules.is_file():
+                raise EmulatorError(f"{self.name}: no rules file {self.rules}")
+            command.append(f"--rules={self.rules.resolve()}")
+        return command
 
     def reset(self, project: str = DEFAULT_PROJECT) -> None:
         """Delete every document of `project`'s default database."""
@@ -485,6 +512,9 @@ class GcsEmulator(Emulator):
             self.url,
             "-log-level",
             "warn",
+            # A browser's PUT through a signed upload URL sends these (the api binds them).
+            "-cors-headers",
+            "x-goog-meta-job-id,x-goog-content-length-range",
         ]
         if self.pubsub_topic is not None:
             command += [
@@ -507,3 +537,116 @@ class GcsEmulator(Emulator):
             # fake-gcs-server's Go Pub/Sub client finds the emulator through this variable.
             env["PUBSUB_EMULATOR_HOST"] = self.pubsub_host
         return env
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def firebase_binary() -> Path:
+    """firebase-tools' CLI from the repository's node_modules (`npm ci`), else on PATH."""
+    local = REPO / "node_modules" / ".bin" / "firebase"
+    if local.is_file():
+        return local
+    found = shutil.which("firebase")
+    if found is None:
+        raise EmulatorUnavailable(
+            "firebase-tools not found: run `npm ci` at the repository root (make install does)"
+        )
+    return Path(found)
+
+
+def demo_project(project: str) -> str:
+    """A `demo-` project id: the Firebase emulators then never reach for a real project."""
+    return project if project.startswith("demo-") else f"demo-{project}"
+
+
+class AuthEmulator(Emulator):
+    """The Firebase Auth emulator (`firebase emulators:start --only auth`), UI disabled.
+
+    It issues unsigned ID tokens for project `project` (always a `demo-` id, so nothing
+    reaches the network), which firebase-admin accepts while `FIREBASE_AUTH_EMULATOR_HOST` is
+    set. firebase-tools also starts its emulator hub and logging emulator: they get free ports
+    of their own, so several stacks run side by side.
+    """
+
+    name = "auth-emulator"
+    env_var = "FIREBASE_AUTH_EMULATOR_HOST"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        project: str = DEFAULT_PROJECT,
+        startup_timeout_s: float = 180.0,
+        host: str = HOST,
+    ) -> None:
+        super().__init__(port, startup_timeout_s=startup_timeout_s, host=host)
+        self.project = demo_project(project)
+
+    def command(self) -> list[str]:
+        binary = firebase_binary()
+        if shutil.which("node") is None:
+            raise EmulatorUnavailable("node is not on PATH: firebase-tools needs Node.js 18+")
+        config = {
+            "emulators": {
+                "auth": {"host": self.host, "port": self.port},
+                "hub": {"host": self.host, "port": free_port(self.host)},
+                "logging": {"host": self.host, "port": free_port(self.host)},
+                "ui": {"enabled": False},
+                "singleProjectMode": True,
+            }
+        }
+        path = self.scratch_dir / "firebase.json"
+        path.write_text(json.dumps(config, indent=2))
+        self.cwd = self.scratch_dir
+        return [
+            str(binary),
+            "emulators:start",
+            "--only",
+            "auth",
+            "--project",
+            self.project,
+            "--config",
+            str(path),
+        ]
+
+    def child_env(self) -> dict[str, str]:
+        env = super().child_env()
+        # No update check: this machine may have no way out.
+        env["NO_UPDATE_NOTIFIER"] = "1"
+        return env
+
+    def sign_up(self, email: str | None = None, password: str = "secret-password") -> SignedIn:
+        """A new user, signed in: anonymous, or with an email and password."""
+        body: dict[str, object] = {"returnSecureToken": True}
+        if email is not None:
+            body |= {"email": email, "password": password}
+        answer = self._call("identitytoolkit.googleapis.com/v1/accounts:signUp?key=demo", body)
+        return SignedIn(uid=str(answer["localId"]), id_token=str(answer["idToken"]))
+
+    def reset(self) -> None:
+        """Delete every user of the emulator's project."""
+        request = urllib.request.Request(
+            f"{self.url}/emulator/v1/projects/{self.project}/accounts", method="DELETE"
+        )
+        with _OPENER.open(request, timeout=10):
+            pass
+
+    def _call(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        request = urllib.request.Request(
+            f"{self.url}/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with _OPENER.open(request, timeout=30) as response:
+            answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A user of the Auth emulator and an ID token of theirs."""
+
+    uid: str
+    id_token: str

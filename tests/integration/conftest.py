@@ -10,7 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
@@ -18,6 +18,8 @@ from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defi
 from common.config import Settings
 from common.devstack import DevStack
 from common.emulators import (
+    AuthEmulator,
+    Emulator,
     EmulatorUnavailable,
     FirestoreEmulator,
     GcsEmulator,
@@ -30,6 +32,7 @@ PROJECT = "closet-test"
 UPLOADS_BUCKET = "closet-test-uploads"
 # fake-gcs-server publishes OBJECT_FINALIZE of the uploads bucket here, as a GCS notification.
 UPLOAD_EVENTS_TOPIC = "closet-test-uploads-finalized"
+E = TypeVar("E", bound=Emulator)
 
 
 def emulators_unavailable(reason: str) -> NoReturn:
@@ -125,3 +128,23 @@ def upload_events_topic(publisher: Any) -> str:
     topic: str = publisher.topic_path(PROJECT, UPLOAD_EVENTS_TOPIC)
     publisher.create_topic(name=topic)
     return topic
+
+
+@contextlib.contextmanager
+def started(emulator: E) -> Iterator[E]:
+    """One emulator, running for the block (or the tests skipped or failed as above)."""
+    try:
+        emulator.start()
+    except EmulatorUnavailable as exc:
+        emulators_unavailable(str(exc))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_emulator() -> Iterator[AuthEmulator]:
+    """The Firebase Auth emulator (firebase-tools): real, unsigned ID tokens of new users."""
+    with started(AuthEmulator(project=PROJECT)) as emulator:
+        yield emulator

@@ -452,3 +452,36 @@ def test_each_entry_point_exists_as_a_cloud_event_function(function: str) -> Non
     ]
 
     assert entry, f"functions/{function}/main.py defines @cloud_event def {function}"
+
+
+# --- Firestore security rules -----------------------------------------------------------------
+
+
+def test_the_rules_the_emulator_enforces_are_the_rules_deployed(
+    tf: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    ruleset = tf["google_firebaserules_ruleset"]["firestore"]
+    release = tf["google_firebaserules_release"]["firestore"]
+    files = block(block(ruleset, "source"), "files")
+
+    assert unquote(files["name"]) == "firestore.rules"
+    assert files["content"] == '${file("${path.module}/firestore.rules")}'
+    assert (INFRA / "firestore.rules").is_file()
+    # The default database's release, pointing at this ruleset.
+    assert unquote(release["name"]) == "cloud.firestore"
+    assert "google_firebaserules_ruleset.firestore.name" in release["ruleset_name"]
+    assert unquote(release["ruleset_name"]).startswith("projects/${var.project}/rulesets/")
+
+
+def test_the_rules_let_clients_read_their_own_jobs_and_write_nothing() -> None:
+    rules = (INFRA / "firestore.rules").read_text()
+    statements = re.findall(r"allow (\w+(?:, \w+)*): if ([^;]+);", rules)
+
+    assert "rules_version = '2'" in rules
+    assert {verbs for verbs, _ in statements} == {"get", "list", "write"}
+    for verbs, condition in statements:
+        if verbs == "write":
+            assert condition.strip() == "false"
+        else:
+            assert "request.auth != null" in condition
+            assert "resource.data.uid == request.auth.uid" in condition

@@ -21,10 +21,11 @@ def test_a_base_port_numbers_the_emulators_then_the_functions_then_the_page():
         "pubsub": 9100,
         "firestore": 9101,
         "gcs": 9102,
-        "ingest": 9103,
+        "auth": 9103,
+        "ingest": 9104,
         "segment": 9200,
-        "dead_letter": 9105,
-        "web": 9106,
+        "dead_letter": 9106,
+        "web": 9107,
     }
 
 
