@@ -262,7 +262,13 @@ class DevStack:
         self.gcs.start()
         os.environ.update(self.env)
         self._create_buckets()
-        env = {**os.environ, **self.env, **self.function_env, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **self.env,
+            **self._page_origin_env(),
+            **self.function_env,
+            "PYTHONUNBUFFERED": "1",
+        }
         for spec in self.topology.all_functions:
             port = self.ports.get(spec.name) or free_port()
             log_file = self._log_file(spec.name)
@@ -279,6 +285,14 @@ class DevStack:
             # Cloud Scheduler's part: publish to each scheduled function's topic.
             self._scheduler = threading.Thread(target=self._schedule, daemon=True)
             self._scheduler.start()
+
+    def _page_origin_env(self) -> dict[str, str]:
+        """The page's port, chosen before the api starts, so the api allows its origin (CORS)."""
+        if not self.serve_page:
+            return {}
+        port = self.ports.get(PAGE) or free_port()
+        self.ports = {**self.ports, PAGE: port}
+        return {"CLOSET_WEB_ORIGIN": f"http://{HOST}:{port},http://localhost:{port}"}
 
     def _serve_page(self) -> None:
         page = PageServer(

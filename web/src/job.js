@@ -120,16 +120,16 @@ export function millis(value) {
   return new Date(value).getTime();
 }
 
-/** Each garment as an <img> with its label and attributes; `urls` maps an output path to its signed URL. */
+/** Each garment as an <img> with its label and attributes; `urls[i]` is item i's signed URL. */
 export function showGarments(job, urls) {
-  const cards = (job.result?.items ?? []).map((item) => {
+  const cards = (job.result?.items ?? []).map((item, index) => {
     const card = document.createElement('figure');
     card.className = 'garment';
     const image = document.createElement('img');
     image.alt = item.label;
     image.width = item.image.width;
     image.height = item.image.height;
-    image.src = urls.get(item.image.path) ?? '';
+    image.src = urls[index] ?? '';
     image.decoding = 'async';
     const caption = document.createElement('figcaption');
     const title = document.createElement('strong');

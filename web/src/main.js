@@ -235,11 +235,9 @@ async function loadImages(state, jobId, job) {
   }
 }
 
-/** Output path → signed URL, from the api's answer. */
+/** The signed URL of each item's image, in the order of the job's `result.items`. */
 function signedUrls(answer) {
-  const urls = new Map();
-  for (const image of answer.images ?? []) urls.set(image.path, image.url);
-  return urls;
+  return (answer.items ?? []).map((item) => item.image?.url ?? '');
 }
 
 function hashJob() {
