@@ -45,13 +45,16 @@ export function createApi(baseUrl, user) {
   };
 }
 
+const BROWSER_SETS = new Set(['host', 'content-length']);
+
 /** PUT the file to the signed URL with exactly the headers it was signed with. */
 export function putFile(url, headers, blob, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', url);
     for (const [name, value] of Object.entries(headers ?? {})) {
-      xhr.setRequestHeader(name, value);
+      // The browser sends these itself (Host is signed too, and it is the URL's host).
+      if (!BROWSER_SETS.has(name.toLowerCase())) xhr.setRequestHeader(name, value);
     }
     xhr.upload.onprogress = (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);

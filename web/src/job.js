@@ -54,7 +54,8 @@ export function showError(code, message) {
   box.hidden = false;
   box.dataset.code = code;
   $('error-title').textContent = errorWords(code);
-  $('error-message').textContent = message ? `${message} (${code})` : `(${code})`;
+  const detail = message ? `${message[0].toUpperCase()}${message.slice(1)}` : '';
+  $('error-message').textContent = detail ? `${detail} (${code})` : `(${code})`;
 }
 
 export function clearJob() {

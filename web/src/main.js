@@ -14,7 +14,7 @@ import { loadConfig } from './config.js';
 import { connect } from './firebase.js';
 import { clearJob, renderJob, showError, showGarments, showProgress, showStatus } from './job.js';
 import { describeSizes, preparePhoto } from './photo.js';
-import { clearRecent, listenRecent, markCurrent } from './recent.js';
+import { clearRecent, displayName, listenRecent, markCurrent } from './recent.js';
 
 const $ = (id) => document.getElementById(id);
 const EMAIL_KEY = 'closet.emailForSignIn';
@@ -200,7 +200,7 @@ function listenJob(jobId, { created }) {
         if (!state.seen) {
           state.seen = true;
           if ($('job-name').textContent === 'Photo' && job.source?.name) {
-            $('job-name').textContent = job.source.name.split('/').pop();
+            $('job-name').textContent = displayName({ id: jobId, ...job });
           }
         }
         renderJob(job);

@@ -43,7 +43,7 @@ function render(jobs, open, loaded = false) {
     dot.title = job.status;
     const name = document.createElement('span');
     name.className = 'recent-name';
-    name.textContent = (job.source?.name ?? job.id).split('/').pop();
+    name.textContent = displayName(job);
     const detail = document.createElement('span');
     detail.className = 'recent-detail';
     detail.textContent = [summary(job), when(job.createdAt)].filter(Boolean).join(' · ');
@@ -56,6 +56,12 @@ function render(jobs, open, loaded = false) {
   list.dataset.loaded = String(loaded);
   document.getElementById('recent-empty').hidden = entries.length > 0;
   markCurrent(location.hash.replace(/^#job=/, ''));
+}
+
+/** The photo's name: the object's last part, less the `{jobId}-` the api put in front. */
+export function displayName(job) {
+  const name = (job.source?.name ?? job.id).split('/').pop();
+  return name.startsWith(`${job.id}-`) ? name.slice(job.id.length + 1) : name;
 }
 
 function summary(job) {

@@ -108,7 +108,7 @@ async function run(browser, logs) {
   assert.match(await page.textContent('#sizes'), /\d+ (B|KB|MB)/, 'the sizes are shown');
   assert.equal(await page.textContent('#progress-pct'), '100%');
   const times = await page.locator('#stages li.stage-done .stage-time').allTextContents();
-  assert.ok(times.length >= 3 && times.every((t) => /\d+(\.\d)? (ms|s)$/.test(t)), `stage times: ${times}`);
+  assert.ok(times.length >= 1 && times.every((t) => /\d+(\.\d)? (ms|s)$/.test(t)), `stage times: ${times}`);
   ok(`stage times ${times.join(', ')}`);
 
   // Every garment is an <img> that actually loaded from its signed URL.
