@@ -13,7 +13,7 @@ SAMPLE := tests/data/sample-shirt.jpg
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,cloud,models,dev]'
+	$(BIN)/pip install --quiet -e '.[background,segmentation,generative,tryon,api,cloud,models,dev]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -113,7 +113,8 @@ apply: render
 	terraform -chdir=infra init -input=false -backend-config=bucket=$(PROJECT)-closet-tfstate
 	terraform -chdir=infra apply -input=false -var=project=$(PROJECT) -var=region=$(REGION) \
 	  -var=image_tag=$(TAG) -var=uploads_bucket=$(PROJECT)-closet-uploads \
-	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results $(TF_ARGS)
+	  -var=work_bucket=$(PROJECT)-closet-work -var=results_bucket=$(PROJECT)-closet-results \
+	  -var=web_origin=$(or $(WEB_ORIGIN),https://$(PROJECT).web.app) $(TF_ARGS)
 
 comma := ,
 

@@ -477,6 +477,7 @@ def dev(args: argparse.Namespace) -> int:
             print(f"bucket    {role}: {bucket}")
         for name, url in state["functions"].items():
             print(f"function  {name}: {url}")
+        print(f"api       {state['api']} (POST /uploads, GET /jobs/JOB_ID/images)")
         auth = state["auth"]
         print(f"auth      {auth['url']} (Firebase Auth emulator, project {auth['project']})")
         print(f"logs      {args.logs}/<name>.log")

@@ -28,7 +28,12 @@ class CloudPorts:
 def cloud_ports(settings: Settings) -> CloudPorts:
     """One Firestore, one Pub/Sub publisher and one Cloud Storage client for `settings.project`."""
     return CloudPorts(
-        jobs=FirestoreJobStore(firestore.Client(project=settings.project)),
+        jobs=firestore_jobs(settings),
         bus=PubSubBus(pubsub_v1.PublisherClient(), settings.project),
         blobs=GcsBlobStore(storage.Client(project=settings.project)),
     )
+
+
+def firestore_jobs(settings: Settings) -> JobStore:
+    """The job documents alone (the api reads them and publishes nothing)."""
+    return FirestoreJobStore(firestore.Client(project=settings.project))

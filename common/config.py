@@ -184,6 +184,17 @@ class Settings(BaseSettings):
     thumbnail_size: int = _setting("CLOSET_THUMBNAIL_SIZE", 256, ge=16, le=8192)
     encode_workers: int = _setting("CLOSET_ENCODE_WORKERS", 4, ge=1, le=64)
 
+    web_origins: Annotated[tuple[str, ...], NoDecode] = _setting(
+        "CLOSET_WEB_ORIGIN", ("http://localhost:5173", "http://127.0.0.1:5173")
+    )
+    """Origins (scheme://host:port, comma-separated) whose pages may call the api (CORS)."""
+    firebase_project: str | None = _setting("CLOSET_FIREBASE_PROJECT", None)
+    """Whose Firebase ID tokens the api accepts; unset: the project's own."""
+    signing_key: Path | None = _setting("CLOSET_SIGNING_KEY", None)
+    """A service-account JSON key that signs URLs; unset: the runtime identity (IAM signBlob)."""
+    upload_url_ttl_s: int = _setting("CLOSET_UPLOAD_URL_TTL_S", 900, ge=60, le=7 * 24 * 3600)
+    image_url_ttl_s: int = _setting("CLOSET_IMAGE_URL_TTL_S", 900, ge=60, le=7 * 24 * 3600)
+
     cache: bool = _setting("CLOSET_CACHE", True)
     job_ttl_days: int = _setting("CLOSET_JOB_TTL_DAYS", 30, ge=1, le=3650)
     max_attempts: int = _setting("CLOSET_MAX_ATTEMPTS", 5, ge=1, le=100)
@@ -217,14 +228,24 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("allowed_formats", mode="before")
+    @field_validator("allowed_formats", "web_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(v.strip().lower() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("local_root", "u2net_home", "segformer_path", mode="after")
+    @field_validator("web_origins", mode="after")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins = tuple(origin.rstrip("/") for origin in value)
+        for origin in origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("local_root", "u2net_home", "segformer_path", "signing_key", mode="after")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -270,6 +291,11 @@ class Settings(BaseSettings):
     @property
     def blob_root(self) -> Path:
         return self.local_root or Path(".closet")
+
+    @property
+    def token_project(self) -> str:
+        """The Firebase project whose ID tokens the api accepts."""
+        return self.firebase_project or self.project
 
     @property
     def resolved_segmentation_backend(self) -> str:

@@ -57,14 +57,15 @@ def _function_vars(spec: FunctionSpec, topology: Topology) -> dict[str, Any]:
         "publishes": sorted(topology.function(name).topic for name in spec.publishes),
         "secrets": sorted(spec.secrets),
         "schedule": spec.schedule or "",
-        "dead_lettered": spec is not topology.dead_letter,
+        "dead_lettered": not spec.http and spec is not topology.dead_letter,
+        "http": spec.http,
     }
 
 
 def render_tfvars(topology: Topology) -> dict[str, Any]:
     """Everything Terraform needs from the topology, as `*.auto.tfvars.json` content."""
     return {
-        "functions": {spec.name: _function_vars(spec, topology) for spec in topology.all_functions},
+        "functions": {spec.name: _function_vars(spec, topology) for spec in topology.services},
         "dead_letter_topic": topology.dead_letter.topic,
         "max_delivery_attempts": topology.max_delivery_attempts,
         "minimum_backoff_s": topology.minimum_backoff_s,
@@ -93,6 +94,7 @@ def build_args(spec: FunctionSpec, background_backend: str) -> str:
         "MODELS": ",".join(spec.models),
         "THREADS": str(spec.concurrency),
         "BACKGROUND_BACKEND": background_backend,
+        "SIGNATURE": "http" if spec.http else "cloudevent",
     }
     return " ".join(f"--build-arg {key}={value}" for key, value in values.items())
 
@@ -102,7 +104,7 @@ def render_builds(topology: Topology, engine: str, tag: str) -> str:
     return "".join(
         f"{engine} build -f infra/Dockerfile {build_args(spec, 'classic')}"
         f" -t closet/{service_name(spec.name)}:{tag} .\n"
-        for spec in topology.all_functions
+        for spec in topology.services
     )
 
 
@@ -121,9 +123,9 @@ def _image_step(spec: FunctionSpec) -> list[str]:
 
 def render_cloudbuild(topology: Topology) -> str:
     """Lint and unit tests, one image per function in parallel, then `terraform apply`."""
-    images = [f"image-{service_name(spec.name)}" for spec in topology.all_functions]
+    images = [f"image-{service_name(spec.name)}" for spec in topology.services]
     tests = (
-        "pip install -q -e '.[background,segmentation,generative,cloud,models,dev]'"
+        "pip install -q -e '.[background,segmentation,generative,api,cloud,models,dev]'"
         " && ruff check . && ruff format --check . && mypy && pytest tests/unit"
     )
     tfvars = "python -m common.deploy tfvars infra/topology.auto.tfvars.json"
@@ -134,6 +136,7 @@ def render_cloudbuild(topology: Topology) -> str:
         " -var=image_tag=${_TAG} -var=uploads_bucket=${_UPLOADS_BUCKET}"
         " -var=work_bucket=${_WORK_BUCKET} -var=results_bucket=${_RESULTS_BUCKET}"
         " -var=background_backend=${_BACKGROUND_BACKEND} -var=mounted_secrets=${_MOUNTED_SECRETS}"
+        " -var=web_origin=${_WEB_ORIGIN}"
     )
     lines = [
         CLOUDBUILD_HEADER.rstrip("\n"),
@@ -147,6 +150,7 @@ def render_cloudbuild(topology: Topology) -> str:
         "  _RESULTS_BUCKET: ${PROJECT_ID}-closet-results",
         "  _BACKGROUND_BACKEND: classic",
         '  _MOUNTED_SECRETS: ""',
+        "  _WEB_ORIGIN: https://${PROJECT_ID}.web.app  # where the web app is served",
         "options:",
         "  dynamic_substitutions: true",
         "  machineType: E2_HIGHCPU_8",
@@ -167,7 +171,7 @@ def render_cloudbuild(topology: Topology) -> str:
         f"    args: [-c, {_quoted(tfvars)}]",
         "    waitFor: ['-']",
     ]
-    for spec in topology.all_functions:
+    for spec in topology.services:
         lines += _image_step(spec)
     lines += [
         "  - id: terraform-apply",

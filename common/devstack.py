@@ -107,7 +107,7 @@ class FunctionProcess:
                 "functions_framework",
                 f"--target={self.spec.name}",
                 f"--source={source}",
-                "--signature-type=cloudevent",
+                f"--signature-type={'http' if self.spec.http else 'cloudevent'}",
                 f"--host={HOST}",
                 f"--port={self.port}",
             ],
@@ -189,6 +189,7 @@ class DevStack:
     """Publish to the scheduled functions' topics this often (the watchdog); None: never."""
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _scheduler: threading.Thread | None = field(default=None, init=False, repr=False)
+    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     streamer: LogStreamer | None = None
     serve_page: bool = True
     """Serve the built web app (`make web`) with a config.json that points at this stack."""
@@ -197,7 +198,7 @@ class DevStack:
     """Why the page is not served (not built), for `closet dev` to say."""
 
     def __post_init__(self) -> None:
-        self.ports = assign_ports(self.ports, [f.name for f in self.topology.all_functions])
+        self.ports = assign_ports(self.ports, [f.name for f in self.topology.services])
 
     @property
     def project(self) -> str:
@@ -228,7 +229,7 @@ class DevStack:
 
     def _follow(self, name: str, path: Path | None) -> None:
         if self.streamer is None and self.console is not None:
-            names = [*EMULATORS, *(f.name for f in self.topology.all_functions), PAGE]
+            names = [*EMULATORS, *(f.name for f in self.topology.services), PAGE]
             self.streamer = LogStreamer(self.console, names)
             self.streamer.start()
         if self.streamer is not None and path is not None:
@@ -265,11 +266,12 @@ class DevStack:
         env = {
             **os.environ,
             **self.env,
+            **self._api_env(),
             **self._page_origin_env(),
             **self.function_env,
             "PYTHONUNBUFFERED": "1",
         }
-        for spec in self.topology.all_functions:
+        for spec in self.topology.services:
             port = self.ports.get(spec.name) or free_port()
             log_file = self._log_file(spec.name)
             self.functions[spec.name] = FunctionProcess(spec, port, env, log_file=log_file)
@@ -285,6 +287,21 @@ class DevStack:
             # Cloud Scheduler's part: publish to each scheduled function's topic.
             self._scheduler = threading.Thread(target=self._schedule, daemon=True)
             self._scheduler.start()
+
+    def _api_env(self) -> dict[str, str]:
+        """The api signs URLs with a throwaway key and accepts the Auth emulator's tokens."""
+        from common.signing import write_dev_key
+
+        assert self.auth is not None
+        self._scratch = tempfile.TemporaryDirectory(prefix="closet-dev-")
+        key = write_dev_key(Path(self._scratch.name) / "signing-key.json", self.project)
+        return {"CLOSET_SIGNING_KEY": str(key), "CLOSET_FIREBASE_PROJECT": self.auth.project}
+
+    @property
+    def api_url(self) -> str | None:
+        """Where the web app's api answers (`POST /uploads`, `GET /jobs/{jobId}/images`)."""
+        api = next((f for f in self.functions.values() if f.spec.http), None)
+        return api.url.rstrip("/") if api is not None else None
 
     def _page_origin_env(self) -> dict[str, str]:
         """The page's port, chosen before the api starts, so the api allows its origin (CORS)."""
@@ -306,10 +323,9 @@ class DevStack:
 
     def page_config(self) -> dict[str, Any]:
         """The page's config.json: the api, the Firebase project, and the emulators."""
-        api = self.functions.get("api")
         auth = self.auth
         return {
-            "apiUrl": api.url if api is not None else None,
+            "apiUrl": self.api_url,
             "firebase": {"projectId": self.project, "apiKey": DEV_API_KEY},
             "emulators": {
                 "auth": auth.url if auth is not None else None,
@@ -338,6 +354,9 @@ class DevStack:
         for function in self.functions.values():
             function.stop()
         stop_all([e for e in (self.gcs, self.pubsub, self.firestore, self.auth) if e is not None])
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         if self.streamer is not None:
             self.streamer.stop()
 
@@ -358,6 +377,7 @@ class DevStack:
             },
             "env": self.env,
             "functions": {name: f.url for name, f in self.functions.items()},
+            "api": self.api_url,
             # What a web app needs to sign in against the Auth emulator (its tokens name this
             # project; Firestore documents live under `project`).
             "auth": {

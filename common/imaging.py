@@ -30,6 +30,21 @@ CONTENT_TYPES = {
     "gif": "image/gif",
 }
 
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
+
+# Other names browsers and phones give the same formats.
+_CONTENT_TYPE_ALIASES = {"image/jpg": "jpeg", "image/pjpeg": "jpeg"}
+
+
+def format_of_content_type(content_type: str) -> str | None:
+    """The format a declared content type names (`image/jpeg` → `jpeg`), None if no image."""
+    wanted = content_type.split(";")[0].strip().lower()
+    for fmt, known in CONTENT_TYPES.items():
+        if known == wanted:
+            return fmt
+    return _CONTENT_TYPE_ALIASES.get(wanted)
+
+
 # Recognised but refused: a clear `unsupported_format` beats a vague `invalid_image`.
 _KNOWN_UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
     (b"%!PS", 0, "PostScript/EPS"),

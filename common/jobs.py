@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from datetime import timedelta
 
 from common.config import Settings
@@ -15,13 +16,23 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{6,128}$")
 _USER_PATH = re.compile(r"^users/([^/]+)/.+")
 
 
+def is_job_id(text: str) -> bool:
+    """A job id a client may name: the `job-id` metadata of an upload, or a path of the api."""
+    return bool(_JOB_ID.match(text))
+
+
+def new_job_id() -> str:
+    """A fresh job id for an upload the api signs (it goes into the `job-id` metadata)."""
+    return uuid.uuid4().hex
+
+
 def job_id_for(event: UploadEvent) -> str:
     """The client's `job-id` metadata when valid, else derived from the object's identity.
 
     Derived ids make a duplicated finalize event (same bucket, name, generation) the same job.
     """
     requested = event.metadata.get("job-id", "")
-    if _JOB_ID.match(requested):
+    if is_job_id(requested):
         return requested
     identity = f"{event.bucket}/{event.name}#{event.generation}".encode()
     return hashlib.sha256(identity).hexdigest()[:24]

@@ -23,8 +23,10 @@ DECLARATION = Path(str(resources.files("common").joinpath("topology.toml")))
 class FunctionSpec:
     name: str
     topic: str
+    """The topic whose push subscription feeds it; empty for an HTTP function."""
     subscription: str
     ack_deadline_s: int
+    """The request timeout (a pushed message's lease)."""
     memory: str
     min_instances: int
     group: str | None = None
@@ -45,6 +47,8 @@ class FunctionSpec:
     """Environment variables filled from Secret Manager (for example GEMINI_API_KEY)."""
     schedule: str | None = None
     """Cron schedule on which Cloud Scheduler publishes to its topic (the watchdog's sweep)."""
+    http: bool = False
+    """Called directly over HTTP (the web app's api), not pushed by Pub/Sub."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,20 @@ class Topology:
     minimum_backoff_s: int
     maximum_backoff_s: int
     uploads_prefix: str
+    http_functions: tuple[FunctionSpec, ...] = ()
 
     @property
     def all_functions(self) -> tuple[FunctionSpec, ...]:
+        """Every function Pub/Sub pushes to (each with its topic and subscription)."""
         return (*self.functions, self.dead_letter)
 
+    @property
+    def services(self) -> tuple[FunctionSpec, ...]:
+        """Every Cloud Run service: the pushed functions, then the HTTP ones."""
+        return (*self.all_functions, *self.http_functions)
+
     def function(self, name: str) -> FunctionSpec:
-        for spec in self.all_functions:
+        for spec in self.services:
             if spec.name == name:
                 return spec
         raise KeyError(name)
@@ -101,6 +112,26 @@ def _spec(entry: dict[str, Any], name: str, memory: str, min_instances: int) -> 
     )
 
 
+def _http_spec(entry: dict[str, Any]) -> FunctionSpec:
+    """An HTTP function: no topic, no subscription, nothing it publishes."""
+    if "topic" in entry or "subscription" in entry:
+        raise ValueError(f"HTTP function {entry['name']} takes no topic or subscription")
+    return FunctionSpec(
+        name=entry["name"],
+        topic="",
+        subscription="",
+        ack_deadline_s=int(entry.get("timeout_s", 60)),
+        memory=entry.get("memory", "512Mi"),
+        min_instances=int(entry.get("min_instances", 0)),
+        group=entry.get("group"),
+        cpu=int(entry.get("cpu", 1)),
+        concurrency=int(entry.get("concurrency", 80)),
+        reads=tuple(entry.get("reads", ())),
+        writes=tuple(entry.get("writes", ())),
+        http=True,
+    )
+
+
 WATCHDOG = "watchdog"
 
 
@@ -129,6 +160,7 @@ def _topology(data: dict[str, Any], path: Path) -> Topology:
         minimum_backoff_s=int(data["retry"]["minimum_backoff_s"]),
         maximum_backoff_s=int(data["retry"]["maximum_backoff_s"]),
         uploads_prefix=data["buckets"]["uploads_prefix"],
+        http_functions=tuple(_http_spec(f) for f in data.get("http_function", ())),
     )
     declared = {spec.name for spec in topology.functions}
     missing = [stage for stage in all_stages() if stage not in declared]

@@ -14,7 +14,8 @@ gcloud services enable --project "$PROJECT" \
   run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com \
   pubsub.googleapis.com firestore.googleapis.com storage.googleapis.com \
   cloudscheduler.googleapis.com secretmanager.googleapis.com iam.googleapis.com \
-  cloudresourcemanager.googleapis.com logging.googleapis.com
+  cloudresourcemanager.googleapis.com logging.googleapis.com \
+  firebaserules.googleapis.com identitytoolkit.googleapis.com iamcredentials.googleapis.com
 
 gcloud storage buckets describe "gs://$STATE_BUCKET" --project "$PROJECT" > /dev/null 2>&1 ||
   gcloud storage buckets create "gs://$STATE_BUCKET" --project "$PROJECT" --location "$REGION" \

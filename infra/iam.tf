@@ -1,5 +1,6 @@
 # Who may do what: one runtime identity per function with only its stage's roles, one invoker
-# identity for Pub/Sub push and Cloud Scheduler. No allUsers, no primitive roles.
+# identity for Pub/Sub push and Cloud Scheduler. No primitive roles; allUsers only on the web
+# app's api (see below).
 
 resource "google_service_account" "runtime" {
   for_each = var.functions
@@ -47,9 +48,9 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   member    = google_service_account.runtime[each.value.function].member
 }
 
-# The invoker may call each function; nobody else may.
+# The invoker may call each pushed function; nobody else may.
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
-  for_each = var.functions
+  for_each = local.pushed
 
   name     = google_cloud_run_v2_service.function[each.key].name
   location = var.region
@@ -87,4 +88,24 @@ resource "google_pubsub_topic_iam_member" "storage_notifies_uploads" {
   topic  = google_pubsub_topic.stage[var.uploads_topic].name
   role   = "roles/pubsub.publisher"
   member = data.google_storage_project_service_account.gcs.member
+}
+
+# Browsers call the api without a Google identity: Cloud Run lets every request in, and the api
+# refuses any without a valid Firebase ID token (401) before it does anything.
+resource "google_cloud_run_v2_service_iam_member" "public_api" {
+  for_each = local.http_functions
+
+  name     = google_cloud_run_v2_service.function[each.key].name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# The api signs URLs as itself through IAM signBlob (Cloud Run credentials hold no key).
+resource "google_service_account_iam_member" "http_signs_urls" {
+  for_each = local.http_functions
+
+  service_account_id = google_service_account.runtime[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.runtime[each.key].member
 }

@@ -9,8 +9,11 @@ locals {
     work    = var.work_bucket
     results = var.results_bucket
   }
-  pubsub_agent   = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  stage_topics   = toset([for f in var.functions : f.topic])
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  stage_topics = toset([for f in var.functions : f.topic if !f.http])
+  # Pub/Sub pushes to these; the HTTP functions (the web app's api) are called directly.
+  pushed         = { for name, f in var.functions : name => f if !f.http }
+  http_functions = { for name, f in var.functions : name => f if f.http }
   mounted        = toset(compact(split(",", var.mounted_secrets)))
   secrets        = toset(flatten([for f in var.functions : f.secrets]))
   image_registry = "${var.region}-docker.pkg.dev/${var.project}/${var.repository}"
@@ -55,6 +58,17 @@ resource "google_storage_bucket" "pipeline" {
       action {
         type = "Delete"
       }
+    }
+  }
+
+  # The web app PUTs photos straight to the uploads bucket through the api's signed URLs.
+  dynamic "cors" {
+    for_each = each.key == "uploads" ? [1] : []
+    content {
+      origin          = [var.web_origin]
+      method          = ["PUT"]
+      response_header = ["Content-Type", "x-goog-meta-job-id", "x-goog-content-length-range"]
+      max_age_seconds = 3600
     }
   }
 

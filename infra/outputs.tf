@@ -10,3 +10,8 @@ output "buckets" {
 output "images" {
   value = { for name, f in var.functions : name => "${local.image_registry}/${f.service}:${var.image_tag}" }
 }
+
+output "api_url" {
+  description = "The web app's api (POST /uploads, GET /jobs/{jobId}/images)."
+  value       = { for name, f in local.http_functions : name => google_cloud_run_v2_service.function[name].uri }
+}

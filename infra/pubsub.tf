@@ -6,7 +6,7 @@ resource "google_pubsub_topic" "stage" {
 
 # One push subscription per function, authenticated with the invoker's OIDC token.
 resource "google_pubsub_subscription" "push" {
-  for_each = var.functions
+  for_each = local.pushed
 
   name                 = each.value.subscription
   topic                = google_pubsub_topic.stage[each.value.topic].id

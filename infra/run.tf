@@ -1,11 +1,12 @@
-# One Cloud Run service per function, reachable only from inside Google Cloud (Pub/Sub push and
-# Cloud Scheduler count as internal) and only with the invoker's token.
+# One Cloud Run service per function. The pushed ones are reachable only from inside Google Cloud
+# (Pub/Sub push and Cloud Scheduler count as internal) and only with the invoker's token; the
+# web app's api is reachable from browsers and checks their Firebase ID tokens itself.
 resource "google_cloud_run_v2_service" "function" {
   for_each = var.functions
 
   name                = each.value.service
   location            = var.region
-  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  ingress             = each.value.http ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = false
 
   template {
@@ -65,6 +66,10 @@ resource "google_cloud_run_v2_service" "function" {
       env {
         name  = "CLOSET_BACKGROUND_BACKEND"
         value = var.background_backend
+      }
+      env {
+        name  = "CLOSET_WEB_ORIGIN"
+        value = var.web_origin
       }
       env {
         name  = "CLOSET_TRYON_TTL_DAYS"

@@ -1,7 +1,7 @@
 # Every few minutes each function gets the closet.warmup CloudEvent (binary mode), so a model
 # stage keeps its instance and its model warm.
 resource "google_cloud_scheduler_job" "warmup" {
-  for_each = var.functions
+  for_each = local.pushed
 
   name      = "closet-warmup-${each.value.service}"
   region    = var.region

@@ -69,6 +69,11 @@ variable "work_retention_days" {
   default     = 1
 }
 
+variable "web_origin" {
+  type        = string
+  description = "Origin of the web app (https://host), allowed by the api's CORS and the uploads bucket's (CLOSET_WEB_ORIGIN)."
+}
+
 variable "max_instances" {
   type        = number
   description = "Upper bound of instances per function (a cost guard)."
@@ -95,6 +100,7 @@ variable "functions" {
     schedule          = string
     secrets           = list(string)
     dead_lettered     = bool
+    http              = bool
   }))
 }
 

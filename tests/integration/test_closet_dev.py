@@ -20,7 +20,7 @@ from tests.integration.conftest import emulators_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 EMULATORS = ["pubsub", "firestore", "gcs", "auth"]
-FUNCTIONS = [spec.name for spec in load().all_functions]
+FUNCTIONS = [spec.name for spec in load().services]
 # `make test` builds the page (`make web`); a bare pytest run may not have.
 PAGE_BUILT = (REPO / "web" / "dist" / "index.html").is_file()
 
@@ -118,6 +118,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert job["status"] == "done" and job["progress"] == 100
     assert set(state) >= {"project", "buckets", "env", "functions"}
     assert list(state["functions"]) == FUNCTIONS
+    assert state["api"] == state["functions"]["api"].rstrip("/")
     assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)
     # The fixed ports asked for: the emulators, then the functions in topology order.
     assert ports == [str(base + len(EMULATORS) + i) for i in range(len(FUNCTIONS))] + [
@@ -133,7 +134,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         assert state["page"] == f"http://127.0.0.1:{page_port}/"
         assert f"page      {state['page']}" in output
         assert page_config is not None
-        assert page_config["apiUrl"] == state["functions"].get("api")
+        assert page_config["apiUrl"] == state["api"]
         assert page_config["firebase"]["projectId"] == state["project"]
         assert page_config["emulators"] == {
             "auth": state["auth"]["url"],

@@ -112,7 +112,7 @@ def deployed_functions() -> list[str]:
 def test_every_function_in_functions_is_in_the_topology_and_rendered(
     topology: Topology, tfvars: dict[str, Any]
 ) -> None:
-    declared = {spec.name for spec in topology.all_functions}
+    declared = {spec.name for spec in topology.services}
 
     assert set(deployed_functions()) <= declared
     assert set(tfvars["functions"]) == declared
@@ -123,9 +123,6 @@ def test_every_function_in_functions_is_in_the_topology_and_rendered(
     [
         ("google_cloud_run_v2_service", "function"),
         ("google_service_account", "runtime"),
-        ("google_cloud_run_v2_service_iam_member", "invoker"),
-        ("google_cloud_scheduler_job", "warmup"),
-        ("google_pubsub_subscription", "push"),
         ("google_project_iam_member", "runtime_firestore"),
     ],
 )
@@ -135,13 +132,35 @@ def test_every_function_gets_one_of_each_per_function_resource(
     assert tf[rtype][name]["for_each"] == "${var.functions}"
 
 
+@pytest.mark.parametrize(
+    ("rtype", "name"),
+    [
+        ("google_cloud_run_v2_service_iam_member", "invoker"),
+        ("google_cloud_scheduler_job", "warmup"),
+        ("google_pubsub_subscription", "push"),
+    ],
+)
+def test_every_pushed_function_gets_its_subscription_invoker_and_warm_up(
+    tf: dict[str, dict[str, dict[str, Any]]], tfvars: dict[str, Any], rtype: str, name: str
+) -> None:
+    assert tf[rtype][name]["for_each"] == "${local.pushed}"
+    assert locals_()["pushed"] == "${{for name, f in var.functions : name => f if !f.http}}"
+    http = [name for name, f in tfvars["functions"].items() if f["http"]]
+    assert http == ["api"]
+    assert tfvars["functions"]["api"]["topic"] == ""
+
+
 def test_the_push_identity_may_invoke_every_function_and_nobody_else(
     tf: dict[str, dict[str, dict[str, Any]]],
 ) -> None:
     invoker = tf["google_cloud_run_v2_service_iam_member"]["invoker"]
     assert unquote(invoker["role"]) == "roles/run.invoker"
     assert invoker["member"] == "${google_service_account.invoker.member}"
-    assert list(tf["google_cloud_run_v2_service_iam_member"]) == ["invoker"]
+    # Besides the invoker, only the HTTP functions (the web app's api) may be called by anyone.
+    assert list(tf["google_cloud_run_v2_service_iam_member"]) == ["invoker", "public_api"]
+    public = tf["google_cloud_run_v2_service_iam_member"]["public_api"]
+    assert public["for_each"] == "${local.http_functions}"
+    assert locals_()["http_functions"] == "${{for name, f in var.functions : name => f if f.http}}"
 
     push = block(block(tf["google_pubsub_subscription"]["push"], "push_config"), "oidc_token")
     assert push["service_account_email"] == "${google_service_account.invoker.email}"
@@ -155,7 +174,9 @@ def test_services_are_internal_and_sized_from_the_topology(
     container = block(template, "containers")
     resources = block(container, "resources")
 
-    assert unquote(service["ingress"]) == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    assert service["ingress"] == (
+        '${each.value.http ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}'
+    )
     assert template["service_account"] == "${google_service_account.runtime[each.key].email}"
     assert "each.value.ack_deadline_s" in template["timeout"]
     assert template["max_instance_request_concurrency"] == "${each.value.concurrency}"
@@ -186,9 +207,9 @@ def test_every_topic_has_a_push_subscription_with_retry_and_dead_letter(
     retry = block(subscription, "retry_policy")
 
     assert tf["google_pubsub_topic"]["stage"]["for_each"] == "${local.stage_topics}"
-    assert locals_()["stage_topics"] == "${toset([for f in var.functions : f.topic])}"
+    assert locals_()["stage_topics"] == "${toset([for f in var.functions : f.topic if !f.http])}"
     # Each topic feeds a function, so the subscription per function covers every topic.
-    assert topics == {spec.topic for spec in topology.all_functions}
+    assert topics - {""} == {spec.topic for spec in topology.all_functions}
     assert "var.minimum_backoff_s" in retry["minimum_backoff"]
     assert "var.maximum_backoff_s" in retry["maximum_backoff"]
     assert tfvars["maximum_backoff_s"] == topology.maximum_backoff_s
@@ -201,7 +222,7 @@ def test_every_topic_has_a_push_subscription_with_retry_and_dead_letter(
     # only one that does not dead-letter in turn.
     assert tfvars["dead_letter_topic"] in topics
     undead = [n for n, f in tfvars["functions"].items() if not f["dead_lettered"]]
-    assert undead == [topology.dead_letter.name]
+    assert undead == [topology.dead_letter.name, "api"]
 
 
 def test_the_pubsub_service_agent_can_dead_letter_and_mint_push_tokens(
@@ -300,7 +321,16 @@ def test_nothing_is_public_and_no_primitive_role_is_granted(
     }
     locals_text = " ".join(strings(locals_()))
 
-    assert "allUsers" not in text and "allAuthenticatedUsers" not in text
+    # The one public grant: anyone may reach the api, which refuses requests without a valid
+    # Firebase ID token itself.
+    public = [
+        (rtype, name)
+        for rtype, named in tf.items()
+        for name, body in named.items()
+        if {"allUsers", "allAuthenticatedUsers"} & {unquote(v) for v in strings(body)}
+    ]
+    assert public == [("google_cloud_run_v2_service_iam_member", "public_api")]
+    assert "allAuthenticatedUsers" not in text
     assert roles, "roles found"
     assert not roles & PRIMITIVE_ROLES
     assert not set(re.findall(r"roles/\w+", locals_text)) & PRIMITIVE_ROLES
@@ -313,8 +343,10 @@ def test_each_stage_gets_only_the_access_its_topology_entry_declares(
 
     uploads_readers = [n for n, f in functions.items() if "uploads" in f["reads"] + f["writes"]]
     results_writers = sorted(n for n, f in functions.items() if "results" in f["writes"])
-    # The person photo of a try-on is an upload too.
-    assert uploads_readers == ["ingest", "tryon_prepare"]
+    # The person photo of a try-on is an upload too; the api signs upload URLs, which act with
+    # its service account's access.
+    assert uploads_readers == ["ingest", "tryon_prepare", "api"]
+    assert functions["api"]["writes"] == ["uploads"] and functions["api"]["reads"] == ["results"]
     # Cache hits are copied by the first stage of each pipeline.
     assert results_writers == ["finalize", "ingest", "tryon_prepare"]
     # Publishers follow the pipeline declaration: the uploads trigger starts every pipeline.
@@ -433,7 +465,8 @@ def test_the_image_runs_as_a_non_root_user_with_functions_framework() -> None:
 
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert cmd == ['CMD ["functions-framework"]']
-    assert any("FUNCTION_SIGNATURE_TYPE=cloudevent" in line for line in final)
+    assert any("FUNCTION_SIGNATURE_TYPE=${SIGNATURE}" in line for line in final)
+    assert "ARG SIGNATURE=cloudevent" in final
     assert any('python -c "import main"' in line for line in final), "imported at build time"
     # Weights come from the build stage that fetched them, never from the serving process.
     assert any(line.startswith("COPY --from=weights /models") for line in final)
@@ -441,17 +474,23 @@ def test_the_image_runs_as_a_non_root_user_with_functions_framework() -> None:
 
 
 @pytest.mark.parametrize("function", deployed_functions())
-def test_each_entry_point_exists_as_a_cloud_event_function(function: str) -> None:
+def test_each_entry_point_exists_with_the_signature_its_image_declares(
+    function: str, topology: Topology
+) -> None:
+    spec = topology.function(function)
+    decorator = "http" if spec.http else "cloud_event"
     tree = ast.parse((ROOT / "functions" / function / "main.py").read_text())
     entry = [
         node
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
         and node.name == function
-        and any("cloud_event" in ast.unparse(d) for d in node.decorator_list)
+        and any(ast.unparse(d).endswith(f".{decorator}") for d in node.decorator_list)
     ]
 
-    assert entry, f"functions/{function}/main.py defines @cloud_event def {function}"
+    assert entry, f"functions/{function}/main.py defines @{decorator} def {function}"
+    signature = "http" if spec.http else "cloudevent"
+    assert f"--build-arg SIGNATURE={signature}" in render_cloudbuild(topology)
 
 
 # --- Firestore security rules -----------------------------------------------------------------
