@@ -61,6 +61,7 @@ def stack() -> Iterator[DevStack]:
 
 def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(stack: DevStack) -> None:
     assert stack.page is not None, stack.page_missing
+    assert stack.auth is not None
     run = subprocess.run(
         ["node", str(SCRIPT)],
         cwd=WEB,
@@ -70,6 +71,8 @@ def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(stack: De
             "CLOSET_SAMPLE": str(REPO / "tests" / "data" / "sample-shirt.jpg"),
             "CLOSET_SCREENSHOT": str(SCREENSHOT),
             "CHROMIUM": CHROMIUM,
+            "CLOSET_AUTH_URL": stack.auth.url,
+            "CLOSET_AUTH_PROJECT": stack.auth.project,
         },
         capture_output=True,
         text=True,

@@ -2,13 +2,16 @@
 //
 // Environment: CLOSET_PAGE_URL (the page `closet dev` serves), CLOSET_SAMPLE (a photo),
 // CLOSET_SCREENSHOT (where the finished job's picture goes), CHROMIUM (default /usr/bin/chromium),
-// CLOSET_E2E_TIMEOUT_S (how long a job may take; generous: the machine may be loaded).
+// CLOSET_E2E_TIMEOUT_S (how long a job may take; generous: the machine may be loaded);
+// CLOSET_AUTH_URL and CLOSET_AUTH_PROJECT (the Auth emulator, whose outbox the email link is read from).
 import assert from 'node:assert/strict';
 import process from 'node:process';
 
 import { chromium } from 'playwright-core';
 
 const PAGE_URL = required('CLOSET_PAGE_URL');
+const AUTH_URL = required('CLOSET_AUTH_URL');
+const AUTH_PROJECT = required('CLOSET_AUTH_PROJECT');
 const SAMPLE = required('CLOSET_SAMPLE');
 const SCREENSHOT = required('CLOSET_SCREENSHOT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -164,6 +167,21 @@ async function run(browser, logs) {
 
   await second.context.close();
   await first.context.close();
+
+  // -- email link: the emulator keeps the mail; following its link signs the user in ---------
+  const third = await openPage(browser, logs, 'user 3');
+  await third.page.goto(PAGE_URL);
+  await third.page.fill('#email', 'ann@example.com');
+  await third.page.click('#email-link button');
+  await third.page.waitForSelector('#notice[data-kind="info"]');
+  const outbox = await fetch(`${AUTH_URL}/emulator/v1/projects/${AUTH_PROJECT}/oobCodes`);
+  const mail = (await outbox.json()).oobCodes.findLast((code) => code.email === 'ann@example.com');
+  assert.ok(mail?.oobLink, 'the Auth emulator holds the sign-in link');
+  await third.page.goto(mail.oobLink);
+  await third.page.waitForSelector('#app', { state: 'visible' });
+  assert.equal(await third.page.textContent('#account-name'), 'ann@example.com');
+  ok('signed in through the email link');
+  await third.context.close();
 }
 
 const logs = [];
