@@ -32,8 +32,8 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from common.errors import ConfigurationError
 
-OutputFormat = Literal["webp", "jpeg", "png"]
-ImageFormat = Literal["jpeg", "png", "webp", "gif"]
+OutputFormat = Literal["webp", "jpeg", "png", "avif"]
+ImageFormat = Literal["jpeg", "png", "webp", "gif", "heic", "avif"]
 Origin = Literal["default", "environment", "argument"]
 
 PREFIX = "CLOSET_"
@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     max_pixels: int = _setting("CLOSET_MAX_PIXELS", 64_000_000, gt=0)
     min_side: int = _setting("CLOSET_MIN_SIDE", 32, ge=1, le=4096)
     allowed_formats: Annotated[tuple[ImageFormat, ...], NoDecode] = _setting(
-        "CLOSET_ALLOWED_FORMATS", ("jpeg", "png", "webp", "gif"), min_length=1
+        "CLOSET_ALLOWED_FORMATS", ("jpeg", "png", "webp", "gif", "heic", "avif"), min_length=1
     )
     working_size: int = _setting("CLOSET_WORKING_SIZE", 1024, ge=16, le=8192)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from common.errors import (
     ClosetError,
@@ -19,21 +21,42 @@ from common.errors import (
     UnsupportedFormat,
 )
 
+# HEIC/HEIF through libheif (pillow-heif); AVIF is Pillow's own (wheels built with libavif).
+pillow_heif.register_heif_opener()
+if not features.check("avif"):  # pragma: no cover - depends on how Pillow was built
+    raise ImportError("this Pillow cannot read AVIF: install Pillow 11.3+ wheels (with libavif)")
+
 # Pillow plugin names for the formats we accept. Opening with `formats=` keeps every other
 # plugin (EPS through Ghostscript above all) out of reach, whatever the bytes claim to be.
-PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+PIL_FORMATS = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "heic": "HEIF",
+    "avif": "AVIF",
+}
 
 CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
     "gif": "image/gif",
+    "heic": "image/heic",
+    "avif": "image/avif",
 }
 
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
+EXTENSIONS = {
+    "jpeg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "gif": "gif",
+    "heic": "heic",
+    "avif": "avif",
+}
 
 # Other names browsers and phones give the same formats.
-_CONTENT_TYPE_ALIASES = {"image/jpg": "jpeg", "image/pjpeg": "jpeg"}
+_CONTENT_TYPE_ALIASES = {"image/jpg": "jpeg", "image/pjpeg": "jpeg", "image/heif": "heic"}
 
 
 def format_of_content_type(content_type: str) -> str | None:
@@ -59,7 +82,10 @@ _KNOWN_UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
     (b"\x00\x00\x00\x0cJXL ", 0, "JPEG XL"),
     (b"<svg", 0, "SVG"),
 )
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"}
+# ISO base media brands (the `ftyp` box): AVIF, and HEIF still images coded with HEVC.
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
+_GENERIC_HEIF = {b"mif1", b"msf1", b"miaf"}
 
 
 @dataclass(frozen=True)
@@ -93,15 +119,27 @@ def sniff_format(data: bytes) -> str:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
     if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        name = "AVIF" if brand in (b"avif", b"avis") else "HEIC" if brand in _HEIF_BRANDS else None
-        if name:
-            raise UnsupportedFormat(f"{name} images are not accepted; send JPEG, PNG, WebP or GIF")
+        brands = _ftyp_brands(data)
+        if brands & _AVIF_BRANDS:
+            return "avif"
+        if brands & _HEIC_BRANDS:
+            return "heic"
+        if brands & _GENERIC_HEIF:
+            raise UnsupportedFormat("HEIF images that are not HEVC or AV1 photos are not accepted")
+        raise UnsupportedFormat("video and other ISO media files are not accepted; send a photo")
     stripped = data.lstrip()
     for magic, offset, name in _KNOWN_UNSUPPORTED:
         if data[offset:].startswith(magic) or (name == "SVG" and stripped.startswith(b"<?xml")):
             raise UnsupportedFormat(f"{name} files are not accepted; send JPEG, PNG, WebP or GIF")
     raise InvalidImage("the upload is not an image (unrecognised file signature)")
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of the leading `ftyp` box."""
+    size = int.from_bytes(data[:4], "big")
+    box = data[8 : min(max(size, 16), 4096, len(data))]
+    major, compatible = box[:4], box[8:]
+    return {major} | {compatible[i : i + 4] for i in range(0, len(compatible) - 3, 4)}
 
 
 def decode(
@@ -148,10 +186,12 @@ def decode(
             if scale < 1:
                 image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
         frames = getattr(image, "n_frames", 1)
+        # HEIC: libheif applies the container's rotation and pillow-heif resets the tag to 1.
         orientation = image.getexif().get(0x0112, 1)
+        profile = image.info.get("icc_profile")
         image.load()
         # Shrink before any mode conversion or rotation, so no full-size copy is ever made.
-        small = normalise_mode(shrink(image, working_size))
+        small = to_srgb(normalise_mode(shrink(image, working_size)), profile)
         transpose = _ORIENTATIONS.get(orientation)
         if transpose is not None:
             small = small.transpose(transpose)
@@ -221,6 +261,32 @@ def normalise_mode(image: Image.Image) -> Image.Image:
     return image
 
 
+@cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
+    """The pixels in sRGB when the upload names another RGB colour profile (a phone's Display
+    P3, Adobe RGB); outputs carry no profile, so browsers show them as sRGB. A profile that
+    cannot be read, or that is not for RGB samples (CMYK), is ignored as before."""
+    if not profile or image.mode not in ("RGB", "RGBA"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        if source.profile.xcolor_space.strip() != "RGB":
+            return image
+        intent = ImageCms.Intent.PERCEPTUAL
+        converted = ImageCms.profileToProfile(
+            image, source, _srgb(), renderingIntent=intent, outputMode=image.mode
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+    assert converted is not None
+    converted.info = {}
+    return converted
+
+
 def fit(image: Image.Image, max_size: int) -> Image.Image:
     """A copy whose long edge is at most `max_size`, alpha-correct (premultiplied resampling)."""
     width, height = image.size
@@ -247,6 +313,8 @@ def encode(image: Image.Image, fmt: str, *, quality: int = 85) -> bytes:
         flat.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
     elif fmt == "png":
         image.save(buffer, format="PNG", compress_level=6)
+    elif fmt == "avif":
+        image.save(buffer, format="AVIF", quality=quality)
     else:
         raise ValueError(f"cannot encode {fmt!r}")
     return buffer.getvalue()
@@ -266,8 +334,8 @@ def open_remote(data: bytes, *, max_pixels: int = 64_000_000) -> Image.Image:
     """
     try:
         fmt = sniff_format(data)
-        if fmt == "gif":
-            raise UnsupportedFormat("GIF is not an accepted answer")
+        if fmt not in ("png", "webp", "jpeg"):
+            raise UnsupportedFormat(f"{fmt.upper()} is not an accepted answer")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])

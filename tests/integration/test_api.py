@@ -243,3 +243,17 @@ def test_unknown_paths_and_methods_answer_json(api, alice):
 
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "extension"),
+    [("image/heic", "heic"), ("image/heif", "heic"), ("image/avif", "avif")],
+)
+def test_phone_photos_get_an_upload_url(api, alice, content_type, extension):
+    answer = api.post(
+        "/uploads", json=photo_request(content_type=content_type), headers=bearer(alice)
+    )
+
+    assert answer.status_code == 201
+    assert answer.json()["object"]["name"].endswith(f"-my-shirt.{extension}")
+    assert answer.json()["headers"]["Content-Type"] == content_type

@@ -45,7 +45,13 @@ def test_sniff_recognises_allowed_formats_by_magic_bytes(data, expected):
 
 @pytest.mark.parametrize(
     "data",
-    [b"%!PS-Adobe-3.0 EPSF-3.0", b"%PDF-1.7", b"II*\x00", b"BM6\x00", b"\x00\x00\x00\x18ftypheic"],
+    [
+        b"%!PS-Adobe-3.0 EPSF-3.0",
+        b"%PDF-1.7",
+        b"II*\x00",
+        b"BM6\x00",
+        b"\x00\x00\x00\x18ftypqt  \x00\x00\x00\x00qt  ",
+    ],
 )
 def test_sniff_names_known_but_refused_formats(data):
     with pytest.raises(UnsupportedFormat):
