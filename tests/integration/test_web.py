@@ -12,7 +12,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pillow_heif
 import pytest
+from PIL import Image
 
 from common.devstack import DevStack
 from tests.fakes.gemini_server import FakeGemini
@@ -21,6 +23,7 @@ from tests.integration.conftest import emulators_unavailable, running_stack
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 SCRIPT = WEB / "tests" / "e2e.mjs"
+SAMPLE = REPO / "tests" / "data" / "sample-shirt.jpg"
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # What the fake Gemini tags the sample shirt with, so the page shows attributes.
@@ -59,7 +62,18 @@ def stack() -> Iterator[DevStack]:
         yield stack
 
 
-def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(stack: DevStack) -> None:
+def heic_copy(photo: Path, folder: Path) -> Path:
+    """The photo as an iPhone saves it (HEIC), which Chromium cannot decode."""
+    pillow_heif.register_heif_opener()
+    path = folder / f"{photo.stem}.heic"
+    with Image.open(photo) as image:
+        image.save(path, format="HEIF", quality=80)
+    return path
+
+
+def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(
+    stack: DevStack, tmp_path: Path
+) -> None:
     assert stack.page is not None, stack.page_missing
     assert stack.auth is not None
     run = subprocess.run(
@@ -68,7 +82,8 @@ def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(stack: De
         env={
             **os.environ,
             "CLOSET_PAGE_URL": stack.page.url,
-            "CLOSET_SAMPLE": str(REPO / "tests" / "data" / "sample-shirt.jpg"),
+            "CLOSET_SAMPLE": str(SAMPLE),
+            "CLOSET_SAMPLE_HEIC": str(heic_copy(SAMPLE, tmp_path)),
             "CLOSET_SCREENSHOT": str(SCREENSHOT),
             "CHROMIUM": CHROMIUM,
             "CLOSET_AUTH_URL": stack.auth.url,

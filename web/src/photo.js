@@ -10,7 +10,8 @@ const TYPES_BY_EXTENSION = { heic: 'image/heic', heif: 'image/heif', avif: 'imag
  * this browser cannot decode it (HEIC outside Safari) or when re-encoding would not make it smaller.
  */
 export async function preparePhoto(original) {
-  const type = original.type || TYPES_BY_EXTENSION[extension(original.name)] || 'application/octet-stream';
+  const known = original.type && original.type !== 'application/octet-stream';
+  const type = (known ? original.type : TYPES_BY_EXTENSION[extension(original.name)]) || original.type;
   const source = type === original.type ? original : new File([original], original.name, { type });
   let bitmap;
   try {

@@ -1,6 +1,7 @@
 // The web app in a real browser against `closet dev` (tests/integration/test_web.py runs it).
 //
 // Environment: CLOSET_PAGE_URL (the page `closet dev` serves), CLOSET_SAMPLE (a photo),
+// CLOSET_SAMPLE_HEIC (a photo in HEIC, which Chromium cannot decode),
 // CLOSET_SCREENSHOT (where the finished job's picture goes), CHROMIUM (default /usr/bin/chromium),
 // CLOSET_E2E_TIMEOUT_S (how long a job may take; generous: the machine may be loaded);
 // CLOSET_AUTH_URL and CLOSET_AUTH_PROJECT (the Auth emulator, whose outbox the email link is read from).
@@ -13,6 +14,7 @@ const PAGE_URL = required('CLOSET_PAGE_URL');
 const AUTH_URL = required('CLOSET_AUTH_URL');
 const AUTH_PROJECT = required('CLOSET_AUTH_PROJECT');
 const SAMPLE = required('CLOSET_SAMPLE');
+const SAMPLE_HEIC = required('CLOSET_SAMPLE_HEIC');
 const SCREENSHOT = required('CLOSET_SCREENSHOT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const JOB_TIMEOUT_MS = Number(process.env.CLOSET_E2E_TIMEOUT_S || 240) * 1000;
@@ -135,13 +137,28 @@ async function run(browser, logs) {
   await page.screenshot({ path: SCREENSHOT });
   ok(`screenshot saved to ${SCREENSHOT}`);
 
+  // -- an iPhone photo: Chromium cannot decode HEIC, so the original goes and ingest reads it --
+  await page.setInputFiles('#file', SAMPLE_HEIC);
+  await page.waitForFunction((previous) => location.hash !== `#job=${previous}`, jobId);
+  const heicJob = (await page.evaluate(() => location.hash)).slice('#job='.length);
+  assert.match(await page.textContent('#sizes'), /sent as it is \(this browser cannot read it\)/);
+  const heicStatus = await finalStatus(page);
+  const heicError = heicStatus === 'failed' ? await page.textContent('#error') : '';
+  assert.equal(heicStatus, 'done', `the HEIC job finished ${heicStatus}: ${heicError}`);
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('#garments img')].some((image) => image.naturalWidth > 0),
+    null,
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  ok(`the HEIC photo went as it is (${await page.textContent('#sizes')}) and job ${heicJob} is done`);
+
   // -- a text file named .jpg: the browser cannot decode it, so it goes as it is ------------
   await page.setInputFiles('#file', {
     name: 'not-a-photo.jpg',
     mimeType: 'image/jpeg',
     buffer: Buffer.from('This is a text file, not a JPEG.\n'.repeat(20)),
   });
-  await page.waitForFunction((previous) => location.hash !== `#job=${previous}`, jobId);
+  await page.waitForFunction((previous) => location.hash !== `#job=${previous}`, heicJob);
   const badJob = (await page.evaluate(() => location.hash)).slice('#job='.length);
   assert.equal(await finalStatus(page), 'failed');
   assert.equal(await page.getAttribute('#error', 'data-code'), 'invalid_image');
@@ -149,7 +166,7 @@ async function run(browser, logs) {
   assert.match(words, /not a readable image/);
   ok(`the text file failed with invalid_image: "${words.trim().replace(/\s+/g, ' ')}"`);
   await page.waitForSelector(`#recent li[data-job-id="${badJob}"] .dot-failed`);
-  assert.equal(await page.locator('#recent li').count(), 2, 'the first user lists both jobs');
+  assert.equal(await page.locator('#recent li').count(), 3, 'the first user lists their three jobs');
 
   // -- a second user sees none of it -----------------------------------------------------------
   const second = await openPage(browser, logs, 'user 2');
