@@ -72,7 +72,8 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        # Generous: the Auth emulator (node) alone may take a minute on a loaded machine.
+        deadline = time.monotonic() + 300
         while not state_file.exists() and dev.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         if not state_file.exists():
