@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common import imaging
 from common.config import Settings, get_settings
+from common.events import WARMUP_TYPE
 from common.identity import Caller, FirebaseTokens, Unauthenticated, bearer_token
 from common.jobs import is_job_id, new_job_id
 from common.ports import JobStore
@@ -163,6 +164,9 @@ class HttpApi:
         allowed = origin in self.api.settings.web_origins
         if request.method == "OPTIONS":
             response = flask.Response(status=HTTPStatus.NO_CONTENT if allowed else 403)
+        elif request.headers.get("ce-type") == WARMUP_TYPE:
+            # The warm-up every function answers (its clients were built at import).
+            response = flask.Response(status=HTTPStatus.NO_CONTENT)
         else:
             try:
                 status, body = self._route(request)
