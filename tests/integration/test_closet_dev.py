@@ -77,8 +77,13 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         while not state_file.exists() and dev.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         if not state_file.exists():
-            dev.kill()
-            output = dev.communicate()[0]
+            # Not SIGKILL: closet dev must still stop what it started, or it outlives the test.
+            dev.send_signal(signal.SIGINT)
+            try:
+                output = dev.communicate(timeout=300)[0]
+            except subprocess.TimeoutExpired:
+                dev.kill()
+                output = dev.communicate()[0]
             if "gcloud" in output and "not found" in output:
                 emulators_unavailable(output)
             pytest.fail(f"closet dev did not come up:\n{output}")
