@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 OUT ?= out/demo
 SAMPLE := tests/data/sample-shirt.jpg
 
-.PHONY: install demo dev test lint format typecheck unit fuzz chaos bench clean render images bootstrap deploy apply
+.PHONY: install demo dev test lint format typecheck unit fuzz chaos bench clean render images bootstrap deploy apply web browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,31 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# --- the web app (README: "Web app") ---
+WEB_STAMP := web/node_modules/.installed
+WEB_SOURCES := web/index.html web/vite.config.js $(wildcard web/src/*)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run build
+
+# The page, built into web/dist/ (serve it with a config.json next to index.html).
+web: web/dist/index.html
+
+# Debian's Chromium for the browser test (playwright-core drives it; it downloads no browser).
+browser:
+	@command -v chromium >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; }
+
 demo: $(STAMP)
 	$(BIN)/closet run $(SAMPLE) --out $(OUT)
 
 # Emulators and every function on this machine; Ctrl-C stops them all.
-dev: $(STAMP) $(NODE_STAMP)
+dev: $(STAMP) $(NODE_STAMP) web
 	$(BIN)/closet dev --state .closet-dev.json
 
 # Every measure against its target (about 15 minutes); writes bench/results/.
@@ -42,7 +62,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(NODE_STAMP)
+unit: $(STAMP) $(NODE_STAMP) web browser
 	$(BIN)/pytest tests
 
 test: lint typecheck unit
@@ -99,4 +119,4 @@ apply: render
 comma := ,
 
 clean:
-	rm -rf $(VENV) node_modules out .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules out .mypy_cache .pytest_cache .ruff_cache web/node_modules web/dist

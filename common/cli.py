@@ -552,6 +552,7 @@ def dev(args: argparse.Namespace) -> int:
         auth = state["auth"]
         print(f"auth      {auth['url']} (Firebase Auth emulator, project {auth['project']})")
         print(f"logs      {args.logs}/<name>.log")
+        print(f"page      {state['page'] or stack.page_missing}")
         print(
             "ready: upload with `closet submit IMAGE --watch`; Ctrl-C stops everything", flush=True
         )
@@ -756,7 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_ports,
         metavar="SPEC",
         help="fixed ports: a base port (8100: pubsub, firestore, gcs, then the functions in "
-        "topology order) or NAME=PORT,... with pubsub, firestore, gcs or a function's name",
+        "topology order, then the web page) or NAME=PORT,... with pubsub, firestore, gcs, web "
+        "or a function's name",
     )
     dev_parser.set_defaults(handler=dev)
 

@@ -38,11 +38,15 @@ from common.emulators import (
     stop_all,
 )
 from common.topology import FunctionSpec, Topology, load
+from common.webpage import BUILD_HINT, PageServer
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATORS = ("pubsub", "firestore", "gcs", "auth")
 RULES = REPO / "infra" / "firestore.rules"
 """The security rules the Firestore emulator enforces on clients, as deployed."""
+PAGE = "web"
+# The Auth emulator takes any key; the page needs one to start the Firebase SDK.
+DEV_API_KEY = "demo-closet-dev-key"
 
 
 class PortsError(ValueError):
@@ -51,7 +55,7 @@ class PortsError(ValueError):
 
 def assign_ports(requested: Mapping[str, int], functions: list[str]) -> dict[str, int]:
     """The fixed ports asked for: `base` numbers the emulators then the functions in order."""
-    names = [*EMULATORS, *functions]
+    names = [*EMULATORS, *functions, PAGE]
     ports = dict(requested)
     base = ports.pop("base", None)
     if base is not None:
@@ -187,6 +191,11 @@ class DevStack:
     _scheduler: threading.Thread | None = field(default=None, init=False, repr=False)
     _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     streamer: LogStreamer | None = None
+    serve_page: bool = True
+    """Serve the built web app (`make web`) with a config.json that points at this stack."""
+    page: PageServer | None = None
+    page_missing: str | None = None
+    """Why the page is not served (not built), for `closet dev` to say."""
 
     def __post_init__(self) -> None:
         self.ports = assign_ports(self.ports, [f.name for f in self.topology.services])
@@ -220,7 +229,7 @@ class DevStack:
 
     def _follow(self, name: str, path: Path | None) -> None:
         if self.streamer is None and self.console is not None:
-            names = [*EMULATORS, *(f.name for f in self.topology.services)]
+            names = [*EMULATORS, *(f.name for f in self.topology.services), PAGE]
             self.streamer = LogStreamer(self.console, names)
             self.streamer.start()
         if self.streamer is not None and path is not None:
@@ -258,6 +267,7 @@ class DevStack:
             **os.environ,
             **self.env,
             **self._api_env(),
+            **self._page_origin_env(),
             **self.function_env,
             "PYTHONUNBUFFERED": "1",
         }
@@ -271,6 +281,8 @@ class DevStack:
         for function in self.functions.values():
             function.wait_until_ready(self.startup_timeout_s)
         self._create_subscriptions()
+        if self.serve_page:
+            self._serve_page()
         if self.sweep_every_s:
             # Cloud Scheduler's part: publish to each scheduled function's topic.
             self._scheduler = threading.Thread(target=self._schedule, daemon=True)
@@ -291,6 +303,36 @@ class DevStack:
         api = next((f for f in self.functions.values() if f.spec.http), None)
         return api.url.rstrip("/") if api is not None else None
 
+    def _page_origin_env(self) -> dict[str, str]:
+        """The page's port, chosen before the api starts, so the api allows its origin (CORS)."""
+        if not self.serve_page:
+            return {}
+        port = self.ports.get(PAGE) or free_port()
+        self.ports = {**self.ports, PAGE: port}
+        return {"CLOSET_WEB_ORIGIN": f"http://{HOST}:{port},http://localhost:{port}"}
+
+    def _serve_page(self) -> None:
+        page = PageServer(
+            self.page_config(), port=self.ports.get(PAGE), log_file=self._log_file(PAGE)
+        )
+        if not page.built:
+            self.page_missing = f"not built: {BUILD_HINT}"
+            return
+        self._follow(PAGE, page.log_file)
+        self.page = page.start()
+
+    def page_config(self) -> dict[str, Any]:
+        """The page's config.json: the api, the Firebase project, and the emulators."""
+        auth = self.auth
+        return {
+            "apiUrl": self.api_url,
+            "firebase": {"projectId": self.project, "apiKey": DEV_API_KEY},
+            "emulators": {
+                "auth": auth.url if auth is not None else None,
+                "firestore": self.firestore.address if self.firestore is not None else None,
+            },
+        }
+
     def _schedule(self) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
@@ -305,6 +347,8 @@ class DevStack:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.page is not None:
+            self.page.stop()
         for function in self.functions.values():
             function.interrupt()
         for function in self.functions.values():
@@ -340,6 +384,7 @@ class DevStack:
                 "url": self.auth.url if self.auth else None,
                 "project": self.auth.project if self.auth else None,
             },
+            "page": self.page.url if self.page is not None else None,
         }
 
     def _create_topics(self) -> None:

@@ -112,6 +112,22 @@ resource "google_firestore_index" "stale_jobs" {
   }
 }
 
+# The web app's list of a user's recent jobs: `where uid == ... orderBy createdAt desc`.
+resource "google_firestore_index" "user_jobs" {
+  project    = var.project
+  database   = google_firestore_database.jobs.name
+  collection = "jobs"
+
+  fields {
+    field_path = "uid"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+}
+
 resource "google_firestore_field" "jobs_ttl" {
   database   = google_firestore_database.jobs.name
   collection = "jobs"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from tests.integration.conftest import emulators_unavailable
 REPO = Path(__file__).resolve().parents[2]
 EMULATORS = ["pubsub", "firestore", "gcs", "auth"]
 FUNCTIONS = [spec.name for spec in load().services]
+# `make test` builds the page (`make web`); a bare pytest run may not have.
+PAGE_BUILT = (REPO / "web" / "dist" / "index.html").is_file()
 
 
 def free_run_of_ports(count: int) -> int:
@@ -57,7 +60,7 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         emulators_unavailable(str(exc))
     state_file = tmp_path / "dev.json"
     logs = tmp_path / "logs"
-    base = free_run_of_ports(len(EMULATORS + FUNCTIONS))
+    base = free_run_of_ports(len(EMULATORS + FUNCTIONS) + 1)  # and the page
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
     command = ["dev", "--state", str(state_file), "--logs", str(logs), "--ports", str(base)]
     dev = subprocess.Popen(
@@ -69,16 +72,27 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        # Generous: the Auth emulator (node) alone may take a minute on a loaded machine.
+        deadline = time.monotonic() + 300
         while not state_file.exists() and dev.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         if not state_file.exists():
-            dev.kill()
-            output = dev.communicate()[0]
+            # Not SIGKILL: closet dev must still stop what it started, or it outlives the test.
+            dev.send_signal(signal.SIGINT)
+            try:
+                output = dev.communicate(timeout=300)[0]
+            except subprocess.TimeoutExpired:
+                dev.kill()
+                output = dev.communicate()[0]
             if "gcloud" in output and "not found" in output:
                 emulators_unavailable(output)
             pytest.fail(f"closet dev did not come up:\n{output}")
         state = json.loads(state_file.read_text())
+        page_config = (
+            json.loads(urllib.request.urlopen(state["page"] + "config.json", timeout=10).read())
+            if state["page"]
+            else None
+        )
         submit = subprocess.run(
             [
                 sys.executable,
@@ -148,8 +162,23 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     ]
     # Every process's log is kept, and was streamed to the console with its name in front.
     assert sorted(p.name for p in logs.iterdir()) == sorted(
-        f"{name}.log" for name in EMULATORS + FUNCTIONS
+        f"{name}.log" for name in EMULATORS + FUNCTIONS + ["web"] * PAGE_BUILT
     )
+    # The built page is served with a config.json that points at this stack.
+    if PAGE_BUILT:
+        page_port = base + len(EMULATORS) + len(FUNCTIONS)
+        assert state["page"] == f"http://127.0.0.1:{page_port}/"
+        assert f"page      {state['page']}" in output
+        assert page_config is not None
+        assert page_config["apiUrl"] == state["api"]
+        assert page_config["firebase"]["projectId"] == state["project"]
+        assert page_config["emulators"] == {
+            "auth": state["auth"]["url"],
+            "firestore": state["env"]["FIRESTORE_EMULATOR_HOST"],
+        }
+        ports.append(str(page_port))
+    else:
+        assert state["page"] is None and "make web" in output
     assert "ingest started" in (logs / "ingest.log").read_text()
     assert re.search(r"^\d\d:\d\d:\d\d ingest +\| INFO +ingest started", output, re.M), output
     assert re.search(r"^\d\d:\d\d:\d\d pubsub +\| ", output, re.M), output

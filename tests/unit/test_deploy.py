@@ -313,6 +313,24 @@ def test_firestore_is_native_with_a_ttl_on_expires_at(
     assert "ttl_config" in ttl
 
 
+def test_the_web_apps_recent_jobs_query_has_its_composite_index(
+    tf: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    source = (ROOT / "web" / "src" / "recent.js").read_text()
+    equality = re.findall(r"where\('(\w+)', '=='", source)
+    ordering = re.findall(r"orderBy\('(\w+)', '(asc|desc)'\)", source)
+    wanted = [(field, "ASCENDING") for field in equality]
+    wanted += [(field, order.upper() + "ENDING") for field, order in ordering]
+    indexes = [
+        [(unquote(f["field_path"]), unquote(f["order"])) for f in index["fields"]]
+        for index in tf["google_firestore_index"].values()
+        if unquote(index["collection"]) == "jobs"
+    ]
+
+    assert wanted == [("uid", "ASCENDING"), ("createdAt", "DESCENDING")]
+    assert wanted in indexes
+
+
 def test_the_gemini_key_is_a_secret_only_the_stages_calling_gemini_may_read(
     tf: dict[str, dict[str, dict[str, Any]]], tfvars: dict[str, Any]
 ) -> None:

@@ -14,7 +14,7 @@ from common.devstack import LogStreamer, PortsError, assign_ports, render
 FUNCTIONS = ["ingest", "segment", "dead_letter"]
 
 
-def test_a_base_port_numbers_the_emulators_then_the_functions():
+def test_a_base_port_numbers_the_emulators_then_the_functions_then_the_page():
     ports = assign_ports({"base": 9100, "segment": 9200}, FUNCTIONS)
 
     assert ports == {
@@ -25,6 +25,7 @@ def test_a_base_port_numbers_the_emulators_then_the_functions():
         "ingest": 9104,
         "segment": 9200,
         "dead_letter": 9106,
+        "web": 9107,
     }
 
 
