@@ -121,11 +121,15 @@ class ItemResult(Model):
     attributes: Attributes | None = None
 
 
+STORY_MAX = 300
+"""The longest caption story, in characters."""
+
+
 class Caption(Model):
     """The words that go with a studio shot (the caption backends answer this shape)."""
 
     title: str
-    story: str
+    story: str = Field(max_length=STORY_MAX)
     hashtags: list[str]
     alt_text: str
     language: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from common.backends.caption import Caption, CaptionAnswer, new_caption
+from common.backends.caption import CaptionAnswer, caption_from_answer, new_caption
 from common.backends.caption.base import shorten
 from common.config import Settings
 
@@ -30,7 +30,7 @@ def test_a_caption_is_tidied_into_its_limits() -> None:
         title=" Merino jumper ", story=story, hashtags=["merino", "#knit", "# knit"], alt_text="x"
     )
 
-    caption = Caption.from_answer(answer, "en")
+    caption = caption_from_answer(answer, "en")
 
     assert len(caption.story) <= 300 and caption.story.endswith(".")
     assert caption.title == "Merino jumper"

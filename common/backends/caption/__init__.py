@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from common.backends import load_class
-from common.backends.caption.base import STORY_MAX, Caption, CaptionAnswer, CaptionBackend
+from common.backends.caption.base import (
+    STORY_MAX,
+    Caption,
+    CaptionAnswer,
+    CaptionBackend,
+    caption_from_answer,
+)
 from common.config import Settings
 
 BACKENDS: dict[str, str] = {
@@ -18,4 +24,12 @@ def new_caption(settings: Settings) -> CaptionBackend:
     return cls.from_settings(settings)
 
 
-__all__ = ["BACKENDS", "STORY_MAX", "Caption", "CaptionAnswer", "CaptionBackend", "new_caption"]
+__all__ = [
+    "BACKENDS",
+    "STORY_MAX",
+    "Caption",
+    "CaptionAnswer",
+    "CaptionBackend",
+    "caption_from_answer",
+    "new_caption",
+]

@@ -10,9 +10,17 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from common.config import Settings
-from common.schemas import Model
+from common.schemas import STORY_MAX, Caption
 
-STORY_MAX = 300
+__all__ = [
+    "HASHTAGS_MAX",
+    "STORY_MAX",
+    "Caption",
+    "CaptionAnswer",
+    "CaptionBackend",
+    "caption_from_answer",
+]
+
 HASHTAGS_MAX = 8
 
 
@@ -28,27 +36,18 @@ class CaptionAnswer(BaseModel):
     alt_text: str = Field(description="a plain description of the image for screen readers")
 
 
-class Caption(Model):
-    """The words that go with a studio shot (on the job: camelCase)."""
-
-    title: str
-    story: str = Field(max_length=STORY_MAX)
-    hashtags: list[str]
-    alt_text: str
-    language: str
-
-    @classmethod
-    def from_answer(cls, answer: CaptionAnswer, language: str) -> Caption:
-        """Tidied: the story cut at a sentence or word within the limit, tags normalised."""
-        tags = [_hashtag(tag) for tag in answer.hashtags]
-        unique = list(dict.fromkeys(tag for tag in tags if tag))[:HASHTAGS_MAX]
-        return cls(
-            title=answer.title.strip(),
-            story=shorten(answer.story.strip(), STORY_MAX),
-            hashtags=unique,
-            alt_text=answer.alt_text.strip(),
-            language=language,
-        )
+def caption_from_answer(answer: CaptionAnswer, language: str) -> Caption:
+    """The job's caption from the model's answer, tidied: the story cut at a sentence or word
+    within the limit, tags normalised."""
+    tags = [_hashtag(tag) for tag in answer.hashtags]
+    unique = list(dict.fromkeys(tag for tag in tags if tag))[:HASHTAGS_MAX]
+    return Caption(
+        title=answer.title.strip(),
+        story=shorten(answer.story.strip(), STORY_MAX),
+        hashtags=unique,
+        alt_text=answer.alt_text.strip(),
+        language=language,
+    )
 
 
 def _hashtag(tag: str) -> str:

@@ -9,7 +9,13 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from common.backends.caption.base import STORY_MAX, Caption, CaptionAnswer, CaptionBackend
+from common.backends.caption.base import (
+    STORY_MAX,
+    Caption,
+    CaptionAnswer,
+    CaptionBackend,
+    caption_from_answer,
+)
 from common.backends.genai import make_client, mapped, png_bytes, why
 from common.config import Settings
 from common.errors import BackendRefused, CaptionInvalid
@@ -73,7 +79,7 @@ class GeminiCaption(CaptionBackend):
                     f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
                 ) from None
         try:
-            return Caption.from_answer(answer, language)
+            return caption_from_answer(answer, language)
         except pydantic.ValidationError as exc:
             raise CaptionInvalid(f"{self.model} answered an unusable caption: {exc}") from None
 
