@@ -130,7 +130,7 @@ def one_line_error(run: subprocess.CompletedProcess[str]) -> str:
         ("CLOSET_OUTPUT_QUALITY", "abc", "integer"),
         ("CLOSET_OUTPUT_QUALITY", "0", "greater than or equal to 1"),
         ("CLOSET_REMOTE_TIMEOUT_S", "-3", "greater than 0"),
-        ("CLOSET_OUTPUT_FORMAT", "bmp", "'webp', 'jpeg' or 'png'"),
+        ("CLOSET_OUTPUT_FORMAT", "bmp", "'webp', 'jpeg', 'png' or 'avif'"),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_variable_and_exit_2(
