@@ -25,11 +25,12 @@ from tests.integration.test_end_to_end import wait_for
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-shirt.jpg"
 ORIGIN = "http://localhost:5173"
+"""The app's origin the api is told to allow (`closet dev` would allow its own page's)."""
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
-    with running_stack("closet-api", {}) as stack:
+    with running_stack("closet-api", {"CLOSET_WEB_ORIGIN": ORIGIN}) as stack:
         yield stack
 
 
