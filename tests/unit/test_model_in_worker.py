@@ -100,9 +100,10 @@ def test_the_model_loads_in_the_worker_with_onnx_runtimes_threads(onnx_model: Pa
         assert served.loaded_in == [served.worker], "loaded once, in the worker, not the master"
         # Same code, same clients: the only difference is the model's, and it is the worker's.
         assert threads[0] == baseline_threads[0], "no model thread is left in the master"
-        # ONNX Runtime starts one thread as it is imported, and its session's intra-op pool one
-        # per allowed CPU besides the caller's: a pool made in the master is not in the worker.
-        assert threads[1] - baseline_threads[1] >= available_cpus()
+        # The session's intra-op pool has one thread per allowed CPU besides the caller's; a pool
+        # made in the master is not in the worker. (ONNX Runtime's own import thread is not
+        # counted: the baseline's process may start one thread more or fewer.)
+        assert threads[1] - baseline_threads[1] >= available_cpus() - 1
 
 
 def test_a_model_that_cannot_load_stops_the_function_at_start(tmp_path: Path) -> None:
