@@ -133,28 +133,6 @@ def sweep(stack: DevStack) -> int:
     )
 
 
-def rss_mb(stack: DevStack) -> dict[str, float]:
-    """Resident memory of each function: its gunicorn master and workers together."""
-    groups: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        rss = [line for line in status.splitlines() if line.startswith("VmRSS")]
-        if rss:
-            pgid = int(stat[2])
-            groups[pgid] = groups.get(pgid, 0.0) + int(rss[0].split()[1]) / 1024
-    return {
-        name: groups.get(function.process.pid, 0.0)
-        for name, function in stack.functions.items()
-        if function.process is not None
-    }
-
-
 def test_a_function_killed_mid_job_loses_nothing_and_repeats_no_paid_call(stack, jobs, gcs, gemini):
     gemini.reset()
     gemini.delay_s = 0.3  # keeps jobs in flight while segment dies
@@ -309,7 +287,7 @@ def test_a_function_down_past_the_retry_window_is_resumed_or_timed_out(stack, jo
 
 def test_many_uploads_at_once_all_finish_with_bounded_writes_and_memory(stack, jobs, gcs):
     count = SIZES["load"]
-    memory_before = rss_mb(stack)
+    memory_before = stack.rss_mb()
     writes: dict[str, list[float]] = {}
     lock = threading.Lock()
 
@@ -337,7 +315,7 @@ def test_many_uploads_at_once_all_finish_with_bounded_writes_and_memory(stack, j
     elapsed = time.monotonic() - started
     for stop in unsubscribe:
         stop()
-    memory_after = rss_mb(stack)
+    memory_after = stack.rss_mb()
 
     assert all_done(done), "\n".join(map(describe, done.values()))
     per_job = [len(stamps) for stamps in writes.values()]
