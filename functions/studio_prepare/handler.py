@@ -14,7 +14,7 @@ from common.errors import InvalidRequest, NoSubjectFound
 from common.ports import BlobStore, JobStore
 from common.schemas import Job, Source, StageMessage, StudioPlan
 from common.stage import StageContext, StageOutcome
-from common.studio import ASPECTS, WIDTH, palette, required_subject_size, subject_box
+from common.studio import ASPECTS, WIDTH, palette, required_subject_size, subject_box, trimmed
 
 CONTEXT_MAX = 2000
 # The largest a studio photo is decoded and cut out at: larger costs more than an upscale.
@@ -82,6 +82,7 @@ class StudioPrepare:
         decoded = intake.decode(data, self.settings, working)
         what = "closet item" if job.inputs and job.inputs.subject else "photo"
         cutout, backend = intake.cut_out(decoded.image, self.background, NoSubjectFound, what)
+        cutout = trimmed(cutout)
         plan = plan.model_copy(
             update={
                 "size": cutout.size,
