@@ -3,6 +3,7 @@ results bucket, the manifest beside them, and the result cached when it may be."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -46,8 +47,10 @@ class Results:
             Output(f"{stem}.thumb.{self.ext}", image, self.settings.thumbnail_size),
         ]
 
-    def store_all(self, outputs: list[Output]) -> list[ImageRef]:
-        # Pillow releases the GIL while encoding, so threads give real parallelism here.
+    def store_all(self, outputs: Iterable[Output]) -> list[ImageRef]:
+        """Encode and write each output, in order; an output a generator yields starts at once.
+
+        Pillow releases the GIL while encoding, so threads give real parallelism here."""
         with ThreadPoolExecutor(max_workers=self.settings.encode_workers) as pool:
             return list(pool.map(self.store, outputs))
 

@@ -1,17 +1,21 @@
-"""JobStore on Firestore: one document per job in `jobs`, changed only in transactions."""
+"""JobStore on Firestore: one document per job in `jobs`, each change a read and a write
+conditional on the document being as it was read (optimistic concurrency)."""
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, FailedPrecondition
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from common.errors import TransientError
 from common.graph import Pipeline, claim_step, finish_step
 from common.ports import JobListener, Unsubscribe
 from common.schemas import Claim, Job, JobUpdate, StageMessage, apply_update
@@ -19,8 +23,11 @@ from common.schemas import Claim, Job, JobUpdate, StageMessage, apply_update
 Found = TypeVar("Found")
 
 COLLECTION = "jobs"
-# Contention between instances aborts a transaction, which is then retried from the read.
-TRANSACTION_ATTEMPTS = 10
+# A write that finds the document changed since its read is retried from the read, after a
+# random pause that grows with each try (the other writers are done in a few milliseconds).
+WRITE_ATTEMPTS = 12
+FIRST_PAUSE_S = 0.01
+LONGEST_PAUSE_S = 0.5
 # Advances of one job within a process take turns (see `advance`); a fixed set of locks keeps
 # memory bounded however many jobs a long-lived instance sees.
 LOCK_STRIPES = 64
@@ -102,29 +109,42 @@ class FirestoreJobStore:
     def _transact(
         self, job_id: str, change: Callable[[Job], tuple[Job | None, Found]]
     ) -> tuple[Job, Found]:
-        """Read, change and write the job in one transaction; None from `change` writes nothing."""
+        """Read the job, change it, and write it only if nobody wrote it since the read; None
+        from `change` writes nothing.
+
+        A conditional write, not a Firestore transaction: transactions of several instances
+        on one document (the branches of a studio job claiming and finishing side by side)
+        hold read locks that make each other wait and abort (the emulator times every such
+        conflict out after seconds), where a write that lost the race costs one more read.
+        """
         reference = self._jobs.document(job_id)
-
-        @firestore.transactional
-        def apply(transaction: firestore.Transaction) -> tuple[Job, Found]:
-            snapshot = reference.get(transaction=transaction)
-            data = snapshot.to_dict() if snapshot.exists else None
-            if data is None:
-                raise KeyError(job_id)
-            job = from_document(data)
-            changed, found = change(job)
-            if changed is None:
-                return job, found
-            transaction.set(reference, to_document(changed))
-            return changed, found
-
-        # Transactions of one process on one document would only abort each other (and the
-        # emulator resolves that with a 2 s lock timeout per conflict): let them take turns.
+        # Changes of one job within a process take turns: they would only lose races to
+        # each other.
         with self._locks[hash(job_id) % LOCK_STRIPES]:
-            result: tuple[Job, Found] = apply(
-                self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
-            )
-        return result
+            for attempt in range(WRITE_ATTEMPTS):
+                snapshot = reference.get()
+                data = snapshot.to_dict() if snapshot.exists else None
+                if data is None:
+                    raise KeyError(job_id)
+                job = from_document(data)
+                changed, found = change(job)
+                if changed is None:
+                    return job, found
+                document = to_document(changed)
+                # Every top-level field is written: the new value, or deleted when it is gone.
+                fields = {key: document.get(key, firestore.DELETE_FIELD) for key in data}
+                fields |= document
+                unchanged = self._client.write_option(last_update_time=snapshot.update_time)
+                try:
+                    reference.update(fields, option=unchanged)
+                except FailedPrecondition:
+                    pause = min(LONGEST_PAUSE_S, FIRST_PAUSE_S * 2**attempt)
+                    time.sleep(random.uniform(0, pause))
+                    continue
+                return changed, found
+        raise TransientError(
+            f"job {job_id} changed under every one of {WRITE_ATTEMPTS} writes; try again later"
+        )
 
     def listen(self, job_id: str, callback: JobListener) -> Unsubscribe:
         def on_snapshot(snapshots: Sequence[Any], changes: Any, read_time: Any) -> None:

@@ -3,11 +3,12 @@ thumbnails and the manifest like every result, with the caption beside them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Self
 
 from common import cache, imaging
 from common.config import Settings
-from common.outputs import Results
+from common.outputs import Output, Results
 from common.ports import BlobStore, JobStore
 from common.schemas import Caption, ItemResult, Job, Result, StageMessage, StageStatus, StudioPlan
 from common.stage import StageContext, StageOutcome
@@ -43,12 +44,15 @@ class Compose:
         prefix = cache.results_prefix(message.kind, message.job_id)
         box = subject_box(subject)
         subject_size = (box[2] - box[0], box[3] - box[1])
-        outputs = []
-        for aspect in plan.aspects:
-            shot = compose(subject, backdrop, aspect, WIDTH)
-            stem = f"{prefix}/{aspect.replace(':', 'x')}"
-            outputs += self.results.image_and_thumbnail(stem, shot, max(shot.size))
-        stored = self.results.store_all(outputs)
+
+        def shots() -> Iterator[Output]:
+            for aspect in plan.aspects:
+                shot = compose(subject, backdrop, aspect, WIDTH)
+                stem = f"{prefix}/{aspect.replace(':', 'x')}"
+                yield from self.results.image_and_thumbnail(stem, shot, max(shot.size))
+
+        # Each frame encodes while the next one is composed.
+        stored = self.results.store_all(shots())
         items = []
         for index, aspect in enumerate(plan.aspects):
             placement = place(subject_size, aspect, WIDTH)

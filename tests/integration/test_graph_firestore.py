@@ -3,6 +3,7 @@ in a Firestore transaction, with branches finishing at once from two clients (tw
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,3 +39,35 @@ def jobs(firestore_client: Any) -> JobStore:
 def twin(emulators: Any) -> Callable[[], JobStore]:
     """Another instance: its own client, so nothing in this process orders their transactions."""
     return lambda: FirestoreJobStore(firestore.Client(project=PROJECT))
+
+
+def test_instances_writing_one_job_at_once_lose_no_write(jobs, twin) -> None:
+    """Six instances record six steps of one job at the same moment: every record is kept
+    (a write that finds the document changed since its read reads it again)."""
+    from common.schemas import JobUpdate, StageRecord, StageStatus
+    from tests.unit.test_graph import new_job
+
+    job_id = new_job(jobs)
+    names = [f"step{n}" for n in range(6)]
+    together = threading.Barrier(len(names), timeout=30)
+    failures: list[BaseException] = []
+
+    def record(name: str, store: JobStore) -> None:
+        together.wait()
+        try:
+            store.advance(job_id, JobUpdate(stages={name: StageRecord(status=StageStatus.DONE)}))
+        except BaseException as exc:  # reported below, with the records
+            failures.append(exc)
+
+    threads = [threading.Thread(target=record, args=(name, twin())) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    job = jobs.get(job_id)
+    assert job is not None
+    assert not failures
+    assert {name: job.stages[name].status for name in names if name in job.stages} == dict.fromkeys(
+        names, StageStatus.DONE
+    )
