@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from common.devstack import DevStack
-from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.gemini_server import DEFAULT_CAPTION, FakeGemini
 from tests.integration.conftest import emulators_unavailable, running_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def heic_copy(photo: Path, folder: Path) -> Path:
     return path
 
 
-def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(
+def test_a_user_uploads_watches_sees_garments_and_shares_studio_shots_and_nobody_else_does(
     stack: DevStack, tmp_path: Path
 ) -> None:
     assert stack.page is not None, stack.page_missing
@@ -88,6 +88,7 @@ def test_a_user_uploads_watches_and_sees_garments_and_nobody_else_does(
             "CHROMIUM": CHROMIUM,
             "CLOSET_AUTH_URL": stack.auth.url,
             "CLOSET_AUTH_PROJECT": stack.auth.project,
+            "CLOSET_CAPTION_TITLE": DEFAULT_CAPTION["title"],
         },
         capture_output=True,
         text=True,
