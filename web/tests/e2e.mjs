@@ -2,12 +2,15 @@
 //
 // Environment: CLOSET_PAGE_URL (the page `closet dev` serves), CLOSET_SAMPLE (a photo),
 // CLOSET_SAMPLE_HEIC (a photo in HEIC, which Chromium cannot decode),
-// CLOSET_SCREENSHOT (where the finished job's picture goes), CHROMIUM (default /usr/bin/chromium),
+// CLOSET_SCREENSHOT (where the finished job's picture goes), CLOSET_STUDIO_SCREENSHOT (the studio's), CHROMIUM (default /usr/bin/chromium),
 // CLOSET_E2E_TIMEOUT_S (how long a job may take; generous: the machine may be loaded);
 // CLOSET_AUTH_URL and CLOSET_AUTH_PROJECT (the Auth emulator, whose outbox the email link is read from),
-// CLOSET_CAPTION_TITLE (the title the fake Gemini gives every studio caption).
+// CLOSET_CAPTION_TITLE (the title the fake Gemini gives every studio caption);
+// CLOSET_HARNESS_STDIN=1: the harness (test_web.py) breaks the fake's captions when this script
+// prints "harness: break captions" and answers on stdin when it has (without it, that step is skipped).
 import assert from 'node:assert/strict';
 import process from 'node:process';
+import readline from 'node:readline';
 
 import { chromium } from 'playwright-core';
 
@@ -18,6 +21,7 @@ const SAMPLE = required('CLOSET_SAMPLE');
 const SAMPLE_HEIC = required('CLOSET_SAMPLE_HEIC');
 const SCREENSHOT = required('CLOSET_SCREENSHOT');
 const CAPTION_TITLE = required('CLOSET_CAPTION_TITLE');
+const STUDIO_SCREENSHOT = required('CLOSET_STUDIO_SCREENSHOT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const JOB_TIMEOUT_MS = Number(process.env.CLOSET_E2E_TIMEOUT_S || 240) * 1000;
 const STEP_TIMEOUT_MS = 60_000;
@@ -41,6 +45,18 @@ function required(name) {
 
 function ok(text) {
   console.log(`ok - ${text}`);
+}
+
+const harness = process.env.CLOSET_HARNESS_STDIN === '1' ? readline.createInterface({ input: process.stdin }) : null;
+const answers = harness?.[Symbol.asyncIterator]();
+
+/** Ask the harness to do `what` and wait until it says done; false without a harness. */
+async function askHarness(what) {
+  if (!answers) return false;
+  console.log(`harness: ${what}`);
+  const { value, done } = await answers.next();
+  assert.ok(!done && value.trim() === 'done', `the harness answered ${done ? 'nothing' : value}`);
+  return true;
 }
 
 /**
@@ -304,8 +320,11 @@ async function studio(page, previous, closetJob) {
   assert.ok(downloads.every((d) => d.type === 'image/webp' && d.size > 0 && d.name.endsWith('.webp')));
   assert.equal(await page.evaluate(() => window.closetShares.length), 1, 'share was not called again');
   ok(`download links: ${downloads.map((d) => d.name).join(', ')}`);
+  await page.screenshot({ path: STUDIO_SCREENSHOT, fullPage: true });
 
-  // A closet item of this user's, in the studio: only the request travels.
+  // A closet item of this user's, in the studio: only the request travels. The caption model
+  // now answers something unusable: the shots come without a caption, and the page says so.
+  const noCaption = await askHarness('break captions');
   await page.check('input[name=source][value=item]');
   const subject = `${closetJob}/items/0`;
   await page.selectOption('#studio-item', subject);
@@ -314,6 +333,14 @@ async function studio(page, previous, closetJob) {
   const itemJob = await studioJobDone(page, shotJob, 1);
   assert.deepEqual(await page.locator('#shot-list figcaption').allTextContents(), ['1:1']);
   ok(`studio job ${itemJob} of closet item ${subject} done`);
+  if (noCaption) {
+    assert.equal(await page.textContent('#caption-title'), 'No caption');
+    assert.match(await page.textContent('#caption-notes'), /no caption: .*caption/i);
+    assert.ok(await page.isDisabled('#copy-caption'), 'nothing to copy');
+    ok(`without a caption the page says so: "${await page.textContent('#caption-notes')}"`);
+  } else {
+    ok('(no harness: the shots without a caption are not checked)');
+  }
   await page.click('#tab-closet');
 }
 
@@ -327,5 +354,6 @@ try {
   console.error(`--- browser log (${logs.length} lines) ---\n${logs.join('\n')}`);
   process.exitCode = 1;
 } finally {
+  harness?.close();
   await browser.close();
 }
