@@ -77,6 +77,17 @@ resource "google_storage_bucket" "pipeline" {
     }
   }
 
+  # The Studio view fetches its shots (signed GET URLs) to hand them to the Web Share API.
+  dynamic "cors" {
+    for_each = each.key == "results" ? [1] : []
+    content {
+      origin          = [var.web_origin]
+      method          = ["GET"]
+      response_header = ["Content-Type"]
+      max_age_seconds = 3600
+    }
+  }
+
   # Try-on results (and their manifests) expire with their job documents.
   dynamic "lifecycle_rule" {
     for_each = each.key == "results" ? [1] : []

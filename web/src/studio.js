@@ -4,7 +4,9 @@ import { displayName } from './recent.js';
 
 const $ = (id) => document.getElementById(id);
 
-let shared = { files: [], title: '', text: '', links: [] };
+// What Save / Share hands out: the image Files (fetched once the shots show), the signed URLs
+// (download links when the files could not be fetched), and the object URLs made for links.
+let shared = { files: [], urls: [], title: '', text: '', links: [] };
 
 /** Wire the form; `submit({file} | {subject}, studio)` starts the job. */
 export function setUpStudio(submit) {
@@ -82,7 +84,7 @@ export function setClosetItems(jobs) {
 
 export function clearShots() {
   for (const link of shared.links) URL.revokeObjectURL(link);
-  shared = { files: [], title: '', text: '', links: [] };
+  shared = { files: [], urls: [], title: '', text: '', links: [] };
   $('shots').hidden = true;
   $('shot-list').replaceChildren();
   $('downloads').replaceChildren();
@@ -93,7 +95,8 @@ export function clearShots() {
 /** The shots (one per aspect) from the api's signed URLs, and the caption. */
 export async function showShots(job, answer, isCurrent) {
   const caption = answer.caption;
-  const figures = (answer.items ?? []).map((item) => {
+  const items = answer.items ?? [];
+  const figures = items.map((item) => {
     const figure = document.createElement('figure');
     figure.className = 'shot';
     const image = document.createElement('img');
@@ -109,20 +112,26 @@ export async function showShots(job, answer, isCurrent) {
   $('shot-list').replaceChildren(...figures);
   showCaption(caption, answer.notes ?? []);
   $('shots').hidden = false;
+  const name = (item, type) => `studio-${job.id}-${item.label.replace(':', 'x')}.${extension(type)}`;
+  const urls = items.map((item) => ({ url: item.image.url, name: name(item, `image/${item.image.format}`) }));
   // The files to share: fetched once, so Save / Share runs inside the click (a user gesture).
-  const files = await Promise.all(
-    (answer.items ?? []).map(async (item) => {
-      const response = await fetch(item.image.url);
-      if (!response.ok) throw new Error(`an image could not be fetched (HTTP ${response.status})`);
-      const blob = await response.blob();
-      const type = blob.type || `image/${item.image.format}`;
-      const name = `studio-${job.id ?? answer.jobId}-${item.label.replace(':', 'x')}.${extension(type)}`;
-      return new File([blob], name, { type });
-    }),
-  );
+  let files = [];
+  try {
+    files = await Promise.all(
+      items.map(async (item) => {
+        const response = await fetch(item.image.url);
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const blob = await response.blob();
+        const type = blob.type || `image/${item.image.format}`;
+        return new File([blob], name(item, type), { type });
+      }),
+    );
+  } catch {
+    files = []; // Save / Share then offers the signed URLs as links
+  }
   if (!isCurrent()) return;
-  shared = { ...shared, files, title: caption?.title ?? 'Studio shots', text: captionText(caption) };
-  $('share').disabled = files.length === 0;
+  shared = { ...shared, files, urls, title: caption?.title ?? 'Studio shots', text: captionText(caption) };
+  $('share').disabled = items.length === 0;
 }
 
 function showCaption(caption, notes) {
@@ -147,7 +156,7 @@ function captionText(caption) {
 
 async function share() {
   const { files, title, text } = shared;
-  if (navigator.canShare?.({ files })) {
+  if (files.length && navigator.canShare?.({ files })) {
     try {
       await navigator.share({ files, title, text });
       return;
@@ -155,18 +164,22 @@ async function share() {
       if (error.name === 'AbortError') return; // the person closed the share sheet
     }
   }
-  showDownloads(files);
+  showDownloads();
 }
 
-/** Where files cannot be shared: a download link per shot (object URLs: same origin). */
-function showDownloads(files) {
+/** Where files cannot be shared: a download link per shot (object URLs, which `download` names
+ * as said; the signed URLs when the files could not be fetched). */
+function showDownloads() {
   for (const link of shared.links) URL.revokeObjectURL(link);
-  shared.links = files.map((file) => URL.createObjectURL(file));
-  const links = files.map((file, index) => {
+  shared.links = shared.files.map((file) => URL.createObjectURL(file));
+  const targets = shared.files.length
+    ? shared.files.map((file, index) => ({ url: shared.links[index], name: file.name }))
+    : shared.urls;
+  const links = targets.map(({ url, name }) => {
     const link = document.createElement('a');
-    link.href = shared.links[index];
-    link.download = file.name;
-    link.textContent = `Download ${file.name}`;
+    link.href = url;
+    link.download = name;
+    link.textContent = `Download ${name}`;
     return link;
   });
   $('downloads').replaceChildren(...links);
