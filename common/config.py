@@ -48,6 +48,28 @@ _environ: ContextVar[Mapping[str, str] | None] = ContextVar("closet_environ", de
 LOCAL_PROJECT = "closet-local"
 
 
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may keep busy: its affinity, capped by a cgroup v2 CPU quota.
+
+    Model runtimes size their thread pools from the host's cores; a container may be allowed
+    fewer (its affinity, or a quota such as `docker run --cpus`), and more threads than that
+    only contend.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    try:
+        allowed = -(-int(quota) // int(period))  # a quota of 1.5 CPUs keeps two threads busy
+    except (ValueError, ZeroDivisionError):
+        return cpus
+    return max(1, min(cpus, allowed))
+
+
 def find_project(environ: Mapping[str, str]) -> str:
     """The project of application default credentials or of the metadata server, else local.
 
@@ -141,6 +163,9 @@ class Settings(BaseSettings):
     removebg_api_key: str | None = _setting("CLOSET_REMOVEBG_API_KEY", None, secret=True)
     removebg_url: str = _setting("CLOSET_REMOVEBG_URL", "https://api.remove.bg/v1.0/removebg")
     remote_timeout_s: float = _setting("CLOSET_REMOTE_TIMEOUT_S", 60.0, gt=0, le=3600)
+
+    cpu_threads: int | None = _setting("CLOSET_CPU_THREADS", None, ge=1, le=256)
+    """Threads one model inference uses; unset means the CPUs this instance may use."""
 
     segmentation_backend: str | None = _setting("CLOSET_SEGMENTATION_BACKEND", None)
     segformer_path: Path | None = _setting("CLOSET_SEGFORMER_PATH", None)
@@ -327,6 +352,11 @@ class Settings(BaseSettings):
     def token_project(self) -> str:
         """The Firebase project whose ID tokens the api accepts."""
         return self.firebase_project or self.project
+
+    @property
+    def model_threads(self) -> int:
+        """The intra-op threads of a model runtime (ONNX Runtime, torch) on the CPU."""
+        return self.cpu_threads or available_cpus()
 
     @property
     def resolved_segmentation_backend(self) -> str:

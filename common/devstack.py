@@ -366,6 +366,27 @@ class DevStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of each function: its gunicorn master and workers together."""
+        groups: dict[int, float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                status = (entry / "status").read_text()
+            except OSError:
+                continue  # ended while we looked
+            rss = [line for line in status.splitlines() if line.startswith("VmRSS")]
+            if rss:
+                group = int(stat[2])
+                groups[group] = groups.get(group, 0.0) + int(rss[0].split()[1]) / 1024
+        return {
+            name: groups.get(function.process.pid, 0.0)
+            for name, function in self.functions.items()
+            if function.process is not None
+        }
+
     def state(self) -> dict[str, Any]:
         """The endpoints, as `closet dev --state` writes them."""
         return {

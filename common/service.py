@@ -100,11 +100,23 @@ class StageLoader:
         return built
 
     def _build(self) -> tuple[Stage, Warm]:
-        started = time.perf_counter()
+        started, threads_before = time.perf_counter(), native_threads()
         built = build_stage(self.name, self.settings, self.ports)
         ms = round((time.perf_counter() - started) * 1000)
-        message = f"{self.name} loaded its models in {ms} ms (pid {os.getpid()})"
-        telemetry.log(logging.INFO, message, function=self.name, pid=os.getpid(), ms=ms)
+        # The threads the models started (ONNX Runtime's intra-op pool): they are this process's.
+        started_threads = native_threads() - threads_before
+        message = (
+            f"{self.name} loaded its models in {ms} ms (pid {os.getpid()}, "
+            f"{started_threads} threads started)"
+        )
+        telemetry.log(
+            logging.INFO,
+            message,
+            function=self.name,
+            pid=os.getpid(),
+            ms=ms,
+            threads_started=started_threads,
+        )
         return built
 
     def after_fork(self) -> None:
@@ -127,6 +139,14 @@ class StageLoader:
             logging.shutdown()
             # An exception here would only be printed; this status halts gunicorn's master.
             os._exit(WORKER_BOOT_ERROR)
+
+
+def native_threads() -> int:
+    """The threads of this process, native ones included (0 where /proc cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 _LOADERS: weakref.WeakSet[StageLoader] = weakref.WeakSet()

@@ -74,6 +74,13 @@ def stage_ms(job: Job) -> dict[str, float]:
     return out
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The value `share` of the way up the sorted values (nearest rank)."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
 def medians(rows: list[dict[str, float]]) -> dict[str, float]:
     keys = dict.fromkeys(k for row in rows for k in row)
     return {k: round(statistics.median(row[k] for row in rows if k in row), 1) for k in keys}
@@ -220,6 +227,27 @@ def memory_growth(pipeline: LocalPipeline, jpeg: bytes, first: int, last: int) -
         "rss_mb": {k: round(v, 1) for k, v in rss.items()},
         "max_growth_mb": max(0.0, *per_stage.values()),
     }
+
+
+def studio_jobs(settings: Settings, jpeg: bytes, jobs: int, memory_from: int) -> dict[str, Any]:
+    """The quick run's stand-in for studio jobs on the topology: the same jobs in-process."""
+    from common.bench.studio import STUDIO_REQUEST, studio_jobs_summary
+
+    backends = Backends(settings, generative=None)
+    pipeline = LocalPipeline(settings, backends=backends, kinds=("studio",))
+    latencies, done, before = [], [], 0.0
+    for n in range(1, jobs + 1):
+        start = time.perf_counter()
+        job = pipeline.process(
+            unique(jpeg, 70_000 + n), "studio.jpg", folder="studio/", metadata=STUDIO_REQUEST
+        )
+        latencies.append(time.perf_counter() - start)
+        if job.status is not JobStatus.DONE:
+            raise RuntimeError(f"bench studio job failed: {job.error}")
+        done.append(job)
+        if n == memory_from:
+            before = _rss_mb()
+    return studio_jobs_summary(latencies, done, {"in-process": _rss_mb() - before}, memory_from)
 
 
 def cutout_quality(quick: bool, min_area: float) -> dict[str, Any]:

@@ -30,6 +30,8 @@ KEYS: tuple[str, ...] = (
     "upscale.speedup_vs_eager",
     "upscale.tiled_max_diff",
     "compose.three_aspects_ms",
+    "studio.p50_s",
+    "studio.memory_growth_mb",
     "cost.usd_per_1000_images",
 )
 
@@ -58,6 +60,8 @@ TARGETS: tuple[Target, ...] = (
     Target("upscale.speedup_vs_eager", operator.ge, 1.5, "≥ 1.5"),
     Target("upscale.tiled_max_diff", operator.le, 1.0, "≤ 1 (of 255)"),
     Target("compose.three_aspects_ms", operator.le, 150, "≤ 150"),
+    Target("studio.p50_s", operator.le, 2.5, "≤ 2.5 (the old service: 30)"),
+    Target("studio.memory_growth_mb", operator.le, 50, "≤ 50"),
 )
 
 
@@ -145,6 +149,22 @@ def markdown(result: dict[str, Any]) -> str:
         f"{compose['subject']} cut-out, {compose['three_aspects_ms']} ms together (the gradient "
         f"backdrop itself {compose['backdrop_gradient_ms']} ms).",
     ]
+    studio = result["studio"]
+    lines += [
+        "",
+        f"Studio jobs on {studio['topology']}: {studio['jobs']} one after another from the "
+        f"{result['photo']} JPEG to {', '.join(studio['frames'])} at 1080 px wide (gradient "
+        f"backdrop, no caption): p50 {studio['p50_s']} s, p95 {studio['p95_s']} s, against "
+        "30 s a picture for the old service on a V100. Memory growth per function from job "
+        f"{studio['memory_from_job']} on: "
+        + ", ".join(f"{k} {v} MB" for k, v in studio["function_growth_mb"].items())
+        + ".",
+        "",
+        "| studio step | median ms | last job |",
+        "|---|---|---|",
+    ]
+    for name, ms in studio["stages_ms"].items():
+        lines.append(f"| {name} | {ms} | {studio['ran'].get(name, '')} |")
     lines += ["", "| scene | category | IoU | items (expected) |", "|---|---|---|---|"]
     for row in quality["scenes"]:
         lines.append(

@@ -38,12 +38,16 @@ class Plan:
     photo: tuple[int, int]
     upscale_sides: tuple[int, ...]
     """Input sides of the upscale comparison (x4 each): the issue's 256 and 512 in full."""
+    studio_jobs: tuple[int, int]
+    """Studio jobs one after another, and the job after which their memory is first read."""
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200), (64,))
-        return cls(False, "b2", 10, 5, 3, (50, 250), 20, 50, True, (4000, 3000), (256, 512))
+            return cls(True, "tiny", 1, 1, 1, (2, 4), 2, 2, False, (1600, 1200), (64,), (3, 1))
+        return cls(
+            False, "b2", 10, 5, 3, (50, 250), 20, 50, True, (4000, 3000), (256, 512), (100, 10)
+        )
 
 
 Progress = Callable[[str], None]
@@ -120,14 +124,21 @@ def _measure(
     say("studio: composing three aspects")
     result["compose"] = studio.compose_timing(max(3, plan.timing_runs))
 
+    studio_jobs, memory_from = plan.studio_jobs
     if plan.on_emulators:
         say(f"end to end on the emulators: {plan.sequential} uploads, then {plan.concurrent}")
         with topology.running_stack(serving_dir) as stack:
             measured = topology.end_to_end(stack, jpeg, plan.sequential, plan.concurrent)
+            say(f"studio jobs on the emulators: {studio_jobs} one after another")
+            measured["studio"] = topology.studio_jobs(stack, jpeg, studio_jobs, memory_from)
         measured["e2e"]["topology"] = "the emulator topology (closet dev)"
+        measured["studio"]["topology"] = measured["e2e"]["topology"]
     else:
         say("end to end, in-process (quick: no emulators)")
         measured = _in_process_end_to_end(pipeline, jpeg, plan.sequential, plan.concurrent)
+        say(f"studio jobs in-process: {studio_jobs}")
+        measured["studio"] = inprocess.studio_jobs(settings, jpeg, studio_jobs, memory_from)
+        measured["studio"]["topology"] = "in-process (quick run)"
     result |= measured
     result["cost"] = cost(result["e2e"]["stages_ms"])
     missing = report.missing_keys(result)

@@ -3,13 +3,15 @@ SRVGGNetCompact-shaped model, tiled against whole, and the composition of three 
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from common.bench.inprocess import median_ms, timed
+from common.bench.inprocess import median_ms, percentile, timed
+from common.schemas import Job
 
 _SEED = 11
 _LAYOUT_VERSION = 2
@@ -142,4 +144,39 @@ def compose_timing(runs: int) -> dict[str, Any]:
         "subject": f"{prepared.width}x{prepared.height}",
         "three_aspects_ms": median_ms(timed(three, runs)),
         "backdrop_gradient_ms": backdrop_ms,
+    }
+
+
+# What a studio job of the benchmark asks for: three frames, the default (gradient) backdrop,
+# no caption (no credentials), from the 4000x3000 photo.
+STUDIO_REQUEST = {"aspect": ",".join(ASPECTS)}
+
+
+def studio_jobs_summary(
+    latencies: list[float], jobs: list[Job], growth_mb: dict[str, float], memory_from: int
+) -> dict[str, Any]:
+    """Studio jobs end to end: latency percentiles, each step's median, memory growth."""
+    from common.pipelines import PIPELINES
+
+    steps = PIPELINES["studio"].stages
+    rows = [
+        {name: float(job.stages[name].ms or 0) for name in steps if name in job.stages}
+        for job in jobs
+    ]
+    last = jobs[-1]
+    return {
+        "jobs": len(jobs),
+        "p50_s": round(statistics.median(latencies), 2),
+        "p95_s": round(percentile(latencies, 0.95), 2),
+        "latencies_s": [round(v, 2) for v in latencies],
+        "stages_ms": {
+            name: round(statistics.median(row[name] for row in rows if name in row), 1)
+            for name in steps
+            if any(name in row for row in rows)
+        },
+        "ran": {name: last.stages[name].status.value for name in steps if name in last.stages},
+        "frames": [item.label for item in last.result.items] if last.result else [],
+        "memory_from_job": memory_from,
+        "memory_growth_mb": round(max(0.0, *growth_mb.values()), 1),
+        "function_growth_mb": {name: round(mb, 1) for name, mb in growth_mb.items()},
     }

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.bench.inprocess import STAGES, medians, stage_ms
+from common.bench.inprocess import STAGES, medians, percentile, stage_ms
 from common.bench.photo import unique
 from common.config import Settings
 from common.devstack import REPO, DevStack, FunctionProcess
 from common.emulators import free_port
+from common.pipelines import PIPELINES
 from common.schemas import Job, JobStatus
 from common.topology import load
 
@@ -154,13 +155,15 @@ class _Client:
         self.jobs = FirestoreJobStore(firestore.Client(project=stack.project))
         self.bucket = storage.Client(project=stack.project).bucket(stack.settings.uploads_bucket)
 
-    def submit(self, data: bytes) -> tuple[str, _Watch, float]:
+    def submit(
+        self, data: bytes, folder: str = "", metadata: dict[str, str] | None = None
+    ) -> tuple[str, _Watch, float]:
         """Upload with a job id the listener already follows; returns when the upload ended."""
         job_id = f"bench-{uuid.uuid4().hex[:16]}"
         watch = _Watch()
         self.jobs.listen(job_id, watch)
-        blob = self.bucket.blob(f"users/bench/{job_id}.jpg")
-        blob.metadata = {"job-id": job_id}
+        blob = self.bucket.blob(f"users/bench/{folder}{job_id}.jpg")
+        blob.metadata = {"job-id": job_id, **(metadata or {})}
         blob.upload_from_string(data, content_type="image/jpeg")
         return job_id, watch, time.perf_counter()
 
@@ -171,12 +174,6 @@ def _finished(watch: _Watch, job_id: str, timeout_s: float) -> Job:
     if watch.job.status is not JobStatus.DONE:
         raise RuntimeError(f"bench job {job_id} failed: {watch.job.error}")
     return watch.job
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def end_to_end(stack: DevStack, jpeg: bytes, sequential: int, concurrent: int) -> dict[str, Any]:
@@ -207,7 +204,7 @@ def end_to_end(stack: DevStack, jpeg: bytes, sequential: int, concurrent: int) -
         "e2e": {
             "uploads": sequential,
             "p50_s": round(statistics.median(latencies), 2),
-            "p95_s": round(_percentile(latencies, 0.95), 2),
+            "p95_s": round(percentile(latencies, 0.95), 2),
             "overhead_ms": round(statistics.median(overheads) * 1000, 1),
             "latencies_s": [round(v, 2) for v in latencies],
             "stages_ms": medians(rows),
@@ -219,3 +216,30 @@ def end_to_end(stack: DevStack, jpeg: bytes, sequential: int, concurrent: int) -
             "jobs_per_min": round(len(done) / minutes, 1),
         },
     }
+
+
+def studio_jobs(stack: DevStack, jpeg: bytes, jobs: int, memory_from: int) -> dict[str, Any]:
+    """Studio jobs one after another, upload to `done`; the studio functions' resident memory
+    between job `memory_from` and the last."""
+    from common.bench.studio import STUDIO_REQUEST, studio_jobs_summary
+
+    client = _Client(stack)
+    steps = set(PIPELINES["studio"].stages)
+
+    def one(n: int) -> tuple[float, Job]:
+        job_id, watch, uploaded = client.submit(unique(jpeg, n), "studio/", STUDIO_REQUEST)
+        job = _finished(watch, job_id, 120)
+        return watch.seen_at - uploaded, job
+
+    one(940_000)  # prewarmed, as min-instances keep them: one job first, not counted
+    latencies, done = [], []
+    before: dict[str, float] = {}
+    for n in range(1, jobs + 1):
+        latency, job = one(940_000 + n)
+        latencies.append(latency)
+        done.append(job)
+        if n == memory_from:
+            before = {k: v for k, v in stack.rss_mb().items() if k in steps}
+    after = stack.rss_mb()
+    growth = {name: after[name] - mb for name, mb in before.items()}
+    return studio_jobs_summary(latencies, done, growth, memory_from)

@@ -15,7 +15,7 @@ from common.studio.compose import (
     required_subject_size,
     subject_area,
 )
-from common.studio.subject import RGB, Box, palette, subject_box
+from common.studio.subject import RGB, Box, palette, subject_box, trimmed
 
 __all__ = [
     "ASPECTS",
@@ -33,4 +33,5 @@ __all__ = [
     "required_subject_size",
     "subject_area",
     "subject_box",
+    "trimmed",
 ]

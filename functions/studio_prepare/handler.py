@@ -12,7 +12,7 @@ from common.errors import NoSubjectFound
 from common.ports import BlobStore, JobStore
 from common.schemas import Job, Source, StageMessage
 from common.stage import StageContext, StageOutcome
-from common.studio import WIDTH, palette, required_subject_size, subject_box
+from common.studio import WIDTH, palette, required_subject_size, subject_box, trimmed
 from common.studio.request import plan_of
 
 # The largest a studio photo is decoded and cut out at: larger costs more than an upscale.
@@ -46,6 +46,7 @@ class StudioPrepare:
         decoded = intake.decode(data, self.settings, working)
         what = "closet item" if job.inputs and job.inputs.subject else "photo"
         cutout, backend = intake.cut_out(decoded.image, self.background, NoSubjectFound, what)
+        cutout = trimmed(cutout)
         plan = plan.model_copy(
             update={
                 "size": cutout.size,

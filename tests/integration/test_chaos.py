@@ -35,7 +35,10 @@ SIZES = {
     "load": 100 if FULL else 8,
 }
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "chaos.md"
-STUCK_AFTER_S = 10.0
+# Long enough for a killed function to restart and load its model on a busy 2-core machine
+# (the stack runs every function of three pipelines, the api and the Auth emulator): a job
+# re-driven once and stuck as long again times out, which is a failure here.
+STUCK_AFTER_S = 20.0
 FIGURES: dict[str, dict[str, Any]] = {}
 
 
@@ -95,8 +98,25 @@ def wait_all(jobs: FirestoreJobStore, ids: list[str], timeout_s: float) -> dict[
                 found[job_id] = job
         time.sleep(0.5)
     missing = [job_id for job_id in ids if job_id not in found]
-    assert not missing, f"not finished in {timeout_s} s: {[jobs.get(j) for j in missing[:3]]}"
+    assert not missing, f"not finished in {timeout_s} s:\n" + "\n".join(
+        describe(jobs.get(job_id)) for job_id in missing
+    )
     return found
+
+
+def describe(job: Job | None) -> str:
+    """One line per job that a failed assertion prints: status, error, each stage's record."""
+    if job is None:
+        return "(no job document)"
+    stages = ", ".join(
+        f"{name} {stage.status.value} x{stage.attempts}" for name, stage in job.stages.items()
+    )
+    error = f" {job.error.code} at {job.error.stage}: {job.error.message}" if job.error else ""
+    return f"{job.id} {job.status.value}{error} redrives={job.redrives} [{stages}]"
+
+
+def all_done(done: dict[str, Job]) -> bool:
+    return all(job.status is JobStatus.DONE for job in done.values())
 
 
 def garments(done: dict[str, Job]) -> int:
@@ -111,28 +131,6 @@ def sweep(stack: DevStack) -> int:
         "//pubsub.googleapis.com/projects/closet-chaos/topics/closet-watchdog",
         {"message": {"data": "", "messageId": uuid.uuid4().hex}},
     )
-
-
-def rss_mb(stack: DevStack) -> dict[str, float]:
-    """Resident memory of each function: its gunicorn master and workers together."""
-    groups: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        rss = [line for line in status.splitlines() if line.startswith("VmRSS")]
-        if rss:
-            pgid = int(stat[2])
-            groups[pgid] = groups.get(pgid, 0.0) + int(rss[0].split()[1]) / 1024
-    return {
-        name: groups.get(function.process.pid, 0.0)
-        for name, function in stack.functions.items()
-        if function.process is not None
-    }
 
 
 def test_a_function_killed_mid_job_loses_nothing_and_repeats_no_paid_call(stack, jobs, gcs, gemini):
@@ -174,7 +172,7 @@ def test_a_function_killed_mid_job_loses_nothing_and_repeats_no_paid_call(stack,
         gemini.delay_s = 0.0
 
     results = gcs.bucket(stack.settings.results_bucket)
-    assert all(job.status is JobStatus.DONE for job in done.values()), done
+    assert all_done(done), "\n".join(map(describe, done.values()))
     for job in done.values():
         assert job.result is not None and results.blob(f"{job.id}/manifest.json").exists()
         assert job.stages["expand"].attempts == 1  # the paid step ran once
@@ -231,7 +229,7 @@ def test_a_generative_backend_that_throttles_for_a_while_still_completes(stack, 
 
     done = wait_all(jobs, ids, 180)
 
-    assert all(job.status is JobStatus.DONE for job in done.values())
+    assert all_done(done), "\n".join(map(describe, done.values()))
     assert all(job.stages["expand"].status is StageStatus.DONE for job in done.values())
     FIGURES["throttled"] = {
         "jobs": len(ids),
@@ -289,7 +287,7 @@ def test_a_function_down_past_the_retry_window_is_resumed_or_timed_out(stack, jo
 
 def test_many_uploads_at_once_all_finish_with_bounded_writes_and_memory(stack, jobs, gcs):
     count = SIZES["load"]
-    memory_before = rss_mb(stack)
+    memory_before = stack.rss_mb()
     writes: dict[str, list[float]] = {}
     lock = threading.Lock()
 
@@ -317,9 +315,9 @@ def test_many_uploads_at_once_all_finish_with_bounded_writes_and_memory(stack, j
     elapsed = time.monotonic() - started
     for stop in unsubscribe:
         stop()
-    memory_after = rss_mb(stack)
+    memory_after = stack.rss_mb()
 
-    assert all(job.status is JobStatus.DONE for job in done.values())
+    assert all_done(done), "\n".join(map(describe, done.values()))
     per_job = [len(stamps) for stamps in writes.values()]
     stages = len(done[ids[0]].stages)
     # Each step writes its claim and its record; nothing else writes a closet job.

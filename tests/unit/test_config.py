@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from common.config import Settings, effective, env_names, warn_unknown_variables
+from common.config import (
+    Settings,
+    available_cpus,
+    effective,
+    env_names,
+    warn_unknown_variables,
+)
 from common.errors import ConfigurationError
 
 
@@ -89,7 +95,7 @@ def test_a_bad_argument_is_named_as_an_argument():
 
 
 def test_an_unknown_closet_variable_warns_once_with_the_closest_name(caplog):
-    environ = {"CLOSET_THUMBNAIL_SIZ": "128", "CLOSET_ZZZ_UNRELATED": "1", "HOME": "/root"}
+    environ = {"CLOSET_THUMBNAIL_SIZ": "128", "CLOSET_ZZZZZZZZ": "1", "HOME": "/root"}
 
     with caplog.at_level(logging.WARNING, logger="closet.config"):
         Settings.from_env(environ)
@@ -98,7 +104,7 @@ def test_an_unknown_closet_variable_warns_once_with_the_closest_name(caplog):
     messages = [record.getMessage() for record in caplog.records]
     assert messages == [
         "unknown variable CLOSET_THUMBNAIL_SIZ; did you mean CLOSET_THUMBNAIL_SIZE?",
-        "unknown variable CLOSET_ZZZ_UNRELATED; it is ignored",
+        "unknown variable CLOSET_ZZZZZZZZ; it is ignored",
     ]
     assert warn_unknown_variables(environ) == []
 
@@ -198,3 +204,22 @@ def test_the_environment_names_the_project_before_any_lookup(tmp_path: Path) -> 
 
 def test_off_google_cloud_without_credentials_the_project_is_local(tmp_path: Path) -> None:
     assert project_in_a_fresh_process(tmp_path) == "closet-local"
+
+
+def test_model_threads_follow_the_cgroup_cpu_quota(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == cpus
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs keep two threads busy
+    assert available_cpus(tmp_path) == min(cpus, 2)
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert available_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").unlink()
+    assert available_cpus(tmp_path) == cpus
+
+
+def test_cpu_threads_overrides_what_the_instance_allows() -> None:
+    assert Settings.from_env({"CLOSET_CPU_THREADS": "3"}).model_threads == 3
+    assert Settings.from_env({}).model_threads == available_cpus()
+    with pytest.raises(ConfigurationError, match="CLOSET_CPU_THREADS"):
+        Settings.from_env({"CLOSET_CPU_THREADS": "0"})

@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import SegformerForSemanticSegmentation, SegformerImageProcessorPil
 
-from common.backends.segmentation.segformer import available_cpus, export_onnx
+from common.backends.segmentation.segformer import export_onnx
 from common.devstack import FunctionProcess
 from common.emulators import EmulatorError, free_port
 from common.topology import load
@@ -48,6 +48,8 @@ class Served:
     worker: int
     loaded_in: list[int]
     """The pid of every "loaded its models" log line."""
+    threads_started: list[int]
+    """What each of those lines says the loading started: native threads, pools included."""
     warmup_status: int
 
     @staticmethod
@@ -80,30 +82,42 @@ def serving_segment(env: dict[str, str]) -> Iterator[Served]:
         workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
         assert len(workers) == 1, function.output()
         loaded = [
-            json.loads(line)["pid"]
+            json.loads(line)
             for line in function.output().splitlines()
             if line.startswith("{") and "loaded its models" in line
         ]
-        yield Served(master, int(workers[0]), loaded, status)
+        yield Served(
+            master,
+            int(workers[0]),
+            [line["pid"] for line in loaded],
+            [line["threads_started"] for line in loaded],
+            status,
+        )
     finally:
         function.interrupt()
         function.stop()
 
 
 def test_the_model_loads_in_the_worker_with_onnx_runtimes_threads(onnx_model: Path) -> None:
-    with serving_segment(function_env(CLOSET_SEGMENTATION_BACKEND="single")) as baseline:
-        baseline_threads = (Served.threads(baseline.master), Served.threads(baseline.worker))
-    with serving_segment(function_env(CLOSET_SEGFORMER_PATH=str(onnx_model))) as served:
-        threads = (Served.threads(served.master), Served.threads(served.worker))
+    def pool_of(threads: int) -> dict[str, str]:
+        return function_env(CLOSET_SEGFORMER_PATH=str(onnx_model), CLOSET_CPU_THREADS=str(threads))
 
-        assert served.warmup_status == 200
-        assert served.loaded_in == [served.worker], "loaded once, in the worker, not the master"
-        # Same code, same clients: the only difference is the model's, and it is the worker's.
-        assert threads[0] == baseline_threads[0], "no model thread is left in the master"
-        # The session's intra-op pool has one thread per allowed CPU besides the caller's; a pool
-        # made in the master is not in the worker. (ONNX Runtime's own import thread is not
-        # counted: the baseline's process may start one thread more or fewer.)
-        assert threads[1] - baseline_threads[1] >= available_cpus() - 1
+    with serving_segment(pool_of(1)) as one:
+        master_threads_with_one = Served.threads(one.master)
+    with serving_segment(pool_of(3)) as three:
+        master_threads = Served.threads(three.master)
+
+        assert one.warmup_status == three.warmup_status == 200
+        assert one.loaded_in == [one.worker], "loaded once, in the worker, not the master"
+        assert three.loaded_in == [three.worker]
+        # Same code, same model: only the size of ONNX Runtime's intra-op pool differs, and the
+        # master does not have it.
+        assert master_threads == master_threads_with_one, "no model thread is left in the master"
+        # A pool of three is the calling thread and two of its own, started in the worker as it
+        # loaded: counted there, in one process, around the loading only (the clients' threads
+        # come and go with timing, so whole processes are not compared).
+        assert three.threads_started[0] - one.threads_started[0] == 2
+        assert Served.threads(three.worker) >= 1 + three.threads_started[0]
 
 
 def test_a_model_that_cannot_load_stops_the_function_at_start(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from common.studio import (
     place,
     required_subject_size,
     subject_box,
+    trimmed,
 )
 
 
@@ -197,3 +198,18 @@ def test_palette_names_the_subjects_colours_most_prominent_first() -> None:
     assert found[0][2] > 150 and found[0][0] < 60  # the blue, the larger part
     assert found[1][0] > 200 and found[1][2] < 60  # then the yellow
     assert palette(Image.new("RGBA", (10, 10)), 3) == ()
+
+
+def test_trimming_drops_only_the_wholly_transparent_border() -> None:
+    cutout = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+    ImageDraw.Draw(cutout).ellipse((100, 50, 220, 250), fill=(200, 30, 40, 255))
+    cutout.putpixel((60, 40), (10, 10, 10, 8))  # matting noise: kept, it is not transparent
+    left, top, right, bottom = subject_box(cutout)
+
+    kept = trimmed(cutout)
+
+    assert kept.size == (220 - 60 + 1, 250 - 40 + 1)
+    assert subject_box(kept) == (left - 60, top - 40, right - 60, bottom - 40)
+    assert np.array_equal(np.asarray(kept), np.asarray(cutout.crop((60, 40, 221, 251))))
+    whole = Image.new("RGBA", (50, 40), (1, 2, 3, 255))
+    assert trimmed(whole) is whole

@@ -15,7 +15,7 @@ import torch
 from transformers import SegformerForSemanticSegmentation
 from transformers.utils import logging as transformers_logging
 
-from common.backends.segmentation.segformer import Logits, available_cpus
+from common.backends.segmentation.segformer import Logits
 from common.errors import ConfigurationError
 
 # A download-style progress bar per load is noise in Cloud Logging.
@@ -36,14 +36,14 @@ def load_model(path: Path) -> SegformerForSemanticSegmentation:
 class TorchLogits:
     runtime = "torch"
 
-    def __init__(self, model: SegformerForSemanticSegmentation) -> None:
+    def __init__(self, model: SegformerForSemanticSegmentation, threads: int) -> None:
         self.model = model
-        if torch.get_num_threads() > available_cpus():
-            torch.set_num_threads(available_cpus())
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
     @classmethod
-    def from_dir(cls, path: Path) -> Self:
-        return cls(load_model(path))
+    def from_dir(cls, path: Path, threads: int) -> Self:
+        return cls(load_model(path), threads)
 
     def __call__(self, pixel_values: npt.NDArray[np.float32]) -> Logits:
         with torch.inference_mode():

@@ -8,7 +8,6 @@ at build time) or the transformers weights (run by torch, for development).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -118,11 +117,6 @@ def check_labels(config: dict[str, Any], path: Path) -> None:
         )
 
 
-def available_cpus() -> int:
-    # Both runtimes size their pools from the host's cores; a container may be allowed fewer.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _triple(values: Any) -> tuple[float, float, float]:
     if isinstance(values, int | float):
         return (float(values),) * 3
@@ -221,14 +215,14 @@ def _is_optimized(onnx_path: Path) -> bool:
     )
 
 
-def onnx_session(path: Path) -> onnxruntime.InferenceSession:
-    """A CPU session; a graph `export_onnx` optimised at build time is not optimised again."""
+def onnx_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+    """A CPU session on `threads` threads; a graph optimised at build time is not redone."""
     try:
         import onnxruntime
     except ImportError as exc:
         raise ConfigurationError(f"{path} needs onnxruntime, which is not installed") from exc
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = available_cpus()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # `closet models fetch` saves the graph already optimised: redoing it costs every start.
     options.graph_optimization_level = (
@@ -252,10 +246,10 @@ def export_onnx(path: Path) -> Path:
     return export_serving_graph(path, Preprocessing.from_dir(path))
 
 
-def _torch_logits(path: Path) -> LogitsRuntime:
+def _torch_logits(path: Path, threads: int) -> LogitsRuntime:
     from common.backends.segmentation.eager import TorchLogits
 
-    return TorchLogits.from_dir(path)
+    return TorchLogits.from_dir(path, threads)
 
 
 class SegformerSegmentation(SegmentationBackend):
@@ -285,9 +279,11 @@ class SegformerSegmentation(SegmentationBackend):
         check_labels(_read_json(path / "config.json"), path)
         processor = Preprocessing.from_dir(path)
         if (path / ONNX_FILE).is_file():
-            logits: LogitsRuntime = OnnxLogits(onnx_session(path / ONNX_FILE))
+            logits: LogitsRuntime = OnnxLogits(
+                onnx_session(path / ONNX_FILE, settings.model_threads)
+            )
         else:
-            logits = _torch_logits(path)
+            logits = _torch_logits(path, settings.model_threads)
         return cls(logits, processor)
 
     def label_map(self, image: Image.Image) -> npt.NDArray[np.uint8]:

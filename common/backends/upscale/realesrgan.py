@@ -26,7 +26,7 @@ from PIL import Image
 
 from common.backends.upscale.base import UpscaleBackend, target_size
 from common.backends.upscale.lanczos import resize_rgba
-from common.config import Settings
+from common.config import Settings, available_cpus
 from common.errors import ConfigurationError
 from common.studio.compose import defringe
 
@@ -58,7 +58,9 @@ def _providers(device: str) -> list[Any]:
 class RealEsrganUpscale(UpscaleBackend):
     name = "realesrgan"
 
-    def __init__(self, onnx: Path, *, tile: int = 512, device: str = "auto") -> None:
+    def __init__(
+        self, onnx: Path, *, tile: int = 512, device: str = "auto", threads: int | None = None
+    ) -> None:
         import onnxruntime
 
         if not onnx.is_file():
@@ -71,6 +73,8 @@ class RealEsrganUpscale(UpscaleBackend):
         path = half if providers[0] == "CUDAExecutionProvider" and half.is_file() else onnx
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or available_cpus()
+        options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         ran = self.session.get_providers()[0]
         self.device = "cuda" if ran == "CUDAExecutionProvider" else "cpu"
@@ -93,7 +97,12 @@ class RealEsrganUpscale(UpscaleBackend):
                 "the realesrgan upscale backend needs CLOSET_UPSCALE_DIR (the folder "
                 f"`closet models fetch` writes {settings.upscale_model}.onnx to)"
             )
-        return cls(onnx, tile=settings.upscale_tile, device=settings.upscale_device)
+        return cls(
+            onnx,
+            tile=settings.upscale_tile,
+            device=settings.upscale_device,
+            threads=settings.model_threads,
+        )
 
     def upscale(self, image: Image.Image, scale: float) -> Image.Image:
         size = target_size(image.size, scale)
