@@ -32,9 +32,10 @@ from common.backends.backdrop.base import STYLES
 from common.backends.tryon.base import CATEGORIES
 from common.config import Settings, effective
 from common.errors import ConfigurationError
+from common.jobs import studio_metadata as inputs_metadata
 from common.models import add_fetch_command
 from common.progress import JobsProgress
-from common.schemas import Job, JobStatus, StageStatus
+from common.schemas import Inputs, Job, JobStatus, StageStatus
 from common.studio.compose import ASPECTS
 
 if TYPE_CHECKING:
@@ -342,14 +343,15 @@ def adopted_item(pipeline: LocalPipeline, image: Path) -> tuple[Job, str] | None
 
 def studio_metadata(args: argparse.Namespace) -> dict[str, str]:
     """The upload metadata a studio job reads (`closet studio`, `closet submit --studio`)."""
-    options = {
-        "style": args.style,
-        "prompt": args.prompt,
-        "aspect": ",".join(args.aspect) if args.aspect else None,
-        "context": args.context,
-        "language": args.language,
-    }
-    return {key: value for key, value in options.items() if value}
+    return inputs_metadata(
+        Inputs(
+            style=args.style,
+            prompt=args.prompt,
+            aspects=args.aspect,
+            context=args.context,
+            language=args.language,
+        )
+    )
 
 
 # -- closet studio ---------------------------------------------------------------------------

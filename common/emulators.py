@@ -512,9 +512,12 @@ class GcsEmulator(Emulator):
             self.url,
             "-log-level",
             "warn",
-            # A browser's PUT through a signed upload URL sends these (the api binds them).
+            # A browser's PUT through a signed upload URL sends these (the api binds them;
+            # the studio's metadata as in common.jobs.STUDIO_METADATA).
             "-cors-headers",
-            "x-goog-meta-job-id,x-goog-content-length-range",
+            "x-goog-meta-job-id,x-goog-content-length-range,x-goog-meta-subject,"
+            "x-goog-meta-style,x-goog-meta-prompt,x-goog-meta-aspect,x-goog-meta-context,"
+            "x-goog-meta-language",
         ]
         if self.pubsub_topic is not None:
             command += [

@@ -18,7 +18,7 @@ from common import imaging
 from common.config import Settings
 from common.errors import ImageTooLarge, InvalidRequest, ItemNotFound, PermanentError
 from common.ports import BlobStore, JobStore
-from common.schemas import ItemResult, Job, JobStatus, Source
+from common.schemas import ItemResult, JobStatus, Source
 
 if TYPE_CHECKING:  # ingest needs no background backend loaded
     from common.backends.background import BackgroundBackend
@@ -66,8 +66,8 @@ def cut_out(
     return cutout, backend_name
 
 
-def closet_item(jobs: JobStore, job: Job, named: str | None, field: str) -> ItemResult:
-    """The finished closet item `JOB_ID/items/N` of the job's owner, named in metadata `field`."""
+def closet_item(jobs: JobStore, uid: str, named: str | None, field: str) -> ItemResult:
+    """The finished closet item `JOB_ID/items/N` of user `uid`, named in metadata `field`."""
     if not named:
         raise InvalidRequest(f"metadata `{field}` must name a closet item")
     match = ITEM.match(named)
@@ -76,7 +76,7 @@ def closet_item(jobs: JobStore, job: Job, named: str | None, field: str) -> Item
     owner = jobs.get(match["job"])
     index = int(match["index"])
     missing = ItemNotFound(f"you have no finished closet item {named}")
-    if owner is None or owner.uid != job.uid or owner.kind != "closet":
+    if owner is None or owner.uid != uid or owner.kind != "closet":
         raise missing
     if owner.status is not JobStatus.DONE or owner.result is None:
         raise missing

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
 from common.config import Settings
@@ -45,19 +46,41 @@ def uid_for(event: UploadEvent, default: str) -> str:
     return event.metadata.get("uid") or default
 
 
+STUDIO_METADATA = ("subject", "style", "prompt", "aspect", "context", "language")
+"""The custom metadata a studio upload may carry (besides `job-id`)."""
+
+
+def studio_metadata(inputs: Inputs) -> dict[str, str]:
+    """The upload metadata that asks for `inputs` (what `studio_inputs` reads back)."""
+    options = {
+        "subject": inputs.subject,
+        "style": inputs.style,
+        "prompt": inputs.prompt,
+        "aspect": ",".join(inputs.aspects) if inputs.aspects else None,
+        "context": inputs.context,
+        "language": inputs.language,
+    }
+    return {key: value for key, value in options.items() if value}
+
+
+def studio_inputs(metadata: Mapping[str, str]) -> Inputs:
+    """A studio upload's metadata as given (`aspect` is comma-separated)."""
+    aspects = [a.strip() for a in metadata.get("aspect", "").split(",") if a.strip()]
+    return Inputs(
+        subject=metadata.get("subject"),
+        style=metadata.get("style"),
+        prompt=metadata.get("prompt"),
+        aspects=aspects or None,
+        context=metadata.get("context"),
+        language=metadata.get("language"),
+    )
+
+
 def inputs_for(kind: str, event: UploadEvent) -> Inputs | None:
     """What the upload's metadata names, as given: the pipeline's first stage checks it."""
     metadata = event.metadata
     if kind == "studio":
-        aspects = [a.strip() for a in metadata.get("aspect", "").split(",") if a.strip()]
-        return Inputs(
-            subject=metadata.get("subject"),
-            style=metadata.get("style"),
-            prompt=metadata.get("prompt"),
-            aspects=aspects or None,
-            context=metadata.get("context"),
-            language=metadata.get("language"),
-        )
+        return studio_inputs(metadata)
     if kind != "tryon":
         return None
     return Inputs(

@@ -65,9 +65,25 @@ resource "google_storage_bucket" "pipeline" {
   dynamic "cors" {
     for_each = each.key == "uploads" ? [1] : []
     content {
+      origin = [var.web_origin]
+      method = ["PUT"]
+      response_header = [
+        "Content-Type", "x-goog-meta-job-id", "x-goog-content-length-range",
+        # A studio request's metadata (common/jobs.py STUDIO_METADATA).
+        "x-goog-meta-subject", "x-goog-meta-style", "x-goog-meta-prompt", "x-goog-meta-aspect",
+        "x-goog-meta-context", "x-goog-meta-language",
+      ]
+      max_age_seconds = 3600
+    }
+  }
+
+  # The Studio view fetches its shots (signed GET URLs) to hand them to the Web Share API.
+  dynamic "cors" {
+    for_each = each.key == "results" ? [1] : []
+    content {
       origin          = [var.web_origin]
-      method          = ["PUT"]
-      response_header = ["Content-Type", "x-goog-meta-job-id", "x-goog-content-length-range"]
+      method          = ["GET"]
+      response_header = ["Content-Type"]
       max_age_seconds = 3600
     }
   }

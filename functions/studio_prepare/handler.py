@@ -3,56 +3,20 @@ with the background backend, and note its box and colours for the steps after.""
 
 from __future__ import annotations
 
-import re
 from typing import Self
 
 from common import imaging, intake
-from common.backends.backdrop import STYLES
 from common.backends.background import BackgroundBackend
 from common.config import Settings
-from common.errors import InvalidRequest, NoSubjectFound
+from common.errors import NoSubjectFound
 from common.ports import BlobStore, JobStore
-from common.schemas import Job, Source, StageMessage, StudioPlan
+from common.schemas import Job, Source, StageMessage
 from common.stage import StageContext, StageOutcome
-from common.studio import ASPECTS, WIDTH, palette, required_subject_size, subject_box, trimmed
+from common.studio import WIDTH, palette, required_subject_size, subject_box, trimmed
+from common.studio.request import plan_of
 
-CONTEXT_MAX = 2000
 # The largest a studio photo is decoded and cut out at: larger costs more than an upscale.
 WORKING_MAX = 2048
-DEFAULT_STYLE = "pastel"
-DEFAULT_ASPECTS = ("1:1", "4:5", "9:16")
-DEFAULT_LANGUAGE = "en"
-# A BCP 47 tag (`en`, `pt-BR`) or a language's name (`French`).
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$|^[^\W\d_][\w ()'-]{1,39}$")
-
-
-def plan_of(job: Job) -> StudioPlan:
-    """The request on the job, checked and with its defaults: bad metadata raises
-    InvalidRequest before any photo is read or model runs."""
-    inputs = job.inputs
-    style = (inputs.style if inputs else None) or DEFAULT_STYLE
-    if style not in STYLES:
-        raise InvalidRequest(f"`style` must be one of {', '.join(STYLES)}, got {style!r}")
-    prompt = (inputs.prompt if inputs else None) or None
-    if style == "scene" and not prompt:
-        raise InvalidRequest("style `scene` needs metadata `prompt` saying what the scene shows")
-    aspects = list(dict.fromkeys(inputs.aspects if inputs and inputs.aspects else DEFAULT_ASPECTS))
-    unknown = [aspect for aspect in aspects if aspect not in ASPECTS]
-    if unknown:
-        raise InvalidRequest(
-            f"`aspect` must be among {', '.join(ASPECTS)}, got {', '.join(map(repr, unknown))}"
-        )
-    context = (inputs.context if inputs else None) or None
-    if context is not None and len(context) > CONTEXT_MAX:
-        raise InvalidRequest(f"`context` is {len(context)} characters; at most {CONTEXT_MAX}")
-    language = (inputs.language if inputs else None) or DEFAULT_LANGUAGE
-    if not _LANGUAGE.match(language):
-        raise InvalidRequest(
-            f"`language` must be a language tag such as en or pt-BR, got {language!r}"
-        )
-    return StudioPlan(
-        style=style, prompt=prompt, aspects=aspects, context=context, language=language
-    )
 
 
 class StudioPrepare:
@@ -73,7 +37,7 @@ class StudioPrepare:
     def handle(self, message: StageMessage) -> StageOutcome:
         job = self.jobs.get(message.job_id)
         assert job is not None, "the runtime checked the job exists"
-        plan = plan_of(job)
+        plan = plan_of(job.inputs)
         data, source = self._photo(job)
         # A subject fills about half of a photo's long edge: decoded at twice the size the
         # largest frame shows it, a good photo needs no upscale (a small one gets one next).
@@ -109,7 +73,7 @@ class StudioPrepare:
         """The subject's image: the closet item named in `subject`, or the upload itself."""
         named = job.inputs.subject if job.inputs else None
         if named:
-            item = intake.closet_item(self.jobs, job, named, "subject")
+            item = intake.closet_item(self.jobs, job.uid, named, "subject")
             data = self.blobs.read(self.settings.results_bucket, item.image.path)
             return data, job.source
         return intake.read_upload(self.blobs, self.settings, job.source)

@@ -108,7 +108,7 @@ class TryonPrepare:
 
     def _garment(self, job: Job) -> Garment:
         named = job.inputs.garment if job.inputs else None
-        item = intake.closet_item(self.jobs, job, named, "garment")
+        item = intake.closet_item(self.jobs, job.uid, named, "garment")
         data = self.blobs.read(self.settings.results_bucket, item.image.path)
         image = imaging.open_remote(data).convert("RGBA")
         return Garment(item=item, image=image, digest=hashlib.sha256(data).hexdigest())

@@ -258,3 +258,169 @@ def test_phone_photos_get_an_upload_url(api, alice, content_type, extension):
     assert answer.status_code == 201
     assert answer.json()["object"]["name"].endswith(f"-my-shirt.{extension}")
     assert answer.json()["headers"]["Content-Type"] == content_type
+
+
+# --- studio shots ----------------------------------------------------------------------------
+
+
+def studio_request(studio: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**photo_request(), "studio": studio, **changes}
+
+
+def item_request(subject: str, **studio: Any) -> dict[str, Any]:
+    """A studio shot of a closet item: no photo, the request itself is the (JSON) upload."""
+    body = json.dumps({"subject": subject, **studio}).encode()
+    return {
+        "filename": "request.json",
+        "contentType": "application/json",
+        "size": len(body),
+        "studio": {"subject": subject, **studio},
+    }
+
+
+def studio_objects(uploads: Any, user: SignedIn) -> list[str]:
+    return [blob.name for blob in uploads.list_blobs(prefix=f"users/{user.uid}/studio/")]
+
+
+def put(ticket: dict[str, Any], content: bytes) -> None:
+    answer = httpx.put(ticket["uploadUrl"], content=content, headers=ticket["headers"], timeout=60)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture(scope="module")
+def alice_closet(api: httpx.Client, stack: DevStack, alice: SignedIn) -> Job:
+    """A finished closet job of alice's, uploaded as the web app uploads."""
+    ticket = api.post("/uploads", json=photo_request(), headers=bearer(alice)).json()
+    put(ticket, SAMPLE.read_bytes())
+    job = wait_for_job(stack, ticket["jobId"])
+    assert job.status is JobStatus.DONE and job.result is not None, job.error
+    return job
+
+
+@pytest.mark.parametrize(
+    ("studio", "field"),
+    [
+        ({"style": "neon"}, "`style`"),
+        ({"style": "scene"}, "`prompt`"),
+        ({"aspects": ["1:1", "2:1"]}, "`aspect`"),
+        ({"aspects": "1:1"}, "studio.aspects"),
+        ({"context": "x" * 2001}, "`context`"),
+        ({"context": "taille M, coton bio, très doux"}, "`studio.context`"),
+        ({"language": "en; drop table"}, "`language`"),
+        ({"colour": "red"}, "studio.colour"),
+        ({"subject": "../../etc/passwd"}, "`studio.subject`"),
+    ],
+    ids=[
+        "style",
+        "scene-no-prompt",
+        "aspect",
+        "aspects-not-list",
+        "context-long",
+        "non-ascii",
+        "language",
+        "unknown-field",
+        "bad-subject",
+    ],
+)
+def test_a_bad_studio_request_is_refused_naming_its_field(api, alice, uploads, studio, field):
+    body = item_request(studio.pop("subject")) if "subject" in studio else studio_request(studio)
+    before = studio_objects(uploads, alice)
+
+    answer = api.post("/uploads", json=body, headers=bearer(alice))
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "invalid_request"
+    assert field in answer.json()["message"]
+    assert "uploadUrl" not in answer.json()
+    assert studio_objects(uploads, alice) == before
+
+
+def test_a_studio_photo_is_signed_with_its_request_and_shot_in_every_aspect_asked(
+    api, stack, alice, bob, uploads
+):
+    studio = {
+        "style": "gradient",
+        "aspects": ["4:5", "1:1"],
+        "context": "size M,\n  organic cotton",
+        "language": "fr",
+    }
+    ticket = api.post("/uploads", json=studio_request(studio), headers=bearer(alice))
+    assert ticket.status_code == 201, ticket.text
+    body = ticket.json()
+    signed = urllib.parse.parse_qs(urllib.parse.urlsplit(body["uploadUrl"]).query)
+    signed_headers = set(signed["X-Goog-SignedHeaders"][0].split(";"))
+
+    # The request rides in the object's metadata, bound into the signature like the job id.
+    assert body["object"]["name"].startswith(f"users/{alice.uid}/studio/{body['jobId']}-")
+    metadata = {
+        "x-goog-meta-style": "gradient",
+        "x-goog-meta-aspect": "4:5,1:1",
+        "x-goog-meta-context": "size M, organic cotton",  # on one line, as a header carries it
+        "x-goog-meta-language": "fr",
+    }
+    assert {k: v for k, v in body["headers"].items() if k in metadata} == metadata
+    assert set(metadata) <= signed_headers
+    put(body, SAMPLE.read_bytes())
+
+    job = wait_for_job(stack, body["jobId"])
+    assert job.kind == "studio" and job.status is JobStatus.DONE, job.error
+    assert job.inputs is not None and job.inputs.aspects == ["4:5", "1:1"]
+    assert job.inputs.context == "size M, organic cotton"
+
+    images = api.get(f"/jobs/{job.id}/images", headers=bearer(alice))
+    assert images.status_code == 200
+    listed = images.json()
+    assert listed["kind"] == "studio"
+    assert [item["label"] for item in listed["items"]] == ["4:5", "1:1"]
+    for item in listed["items"]:
+        frame = httpx.get(item["image"]["url"], timeout=60)
+        assert frame.status_code == 200 and frame.content[:4] == b"RIFF"
+        assert item["image"]["width"] == 1080
+    # This stack has no generative credentials: caption backend `none`, which is no shortfall.
+    assert listed["caption"] is None and listed["notes"] == []
+    assert api.get(f"/jobs/{job.id}/images", headers=bearer(bob)).status_code == 403
+
+
+def test_a_studio_shot_of_a_closet_item_uploads_only_its_request(
+    api, stack, alice, alice_closet, uploads
+):
+    subject = f"{alice_closet.id}/items/0"
+    request = item_request(subject, style="white", aspects=["9:16"])
+    ticket = api.post("/uploads", json=request, headers=bearer(alice))
+    assert ticket.status_code == 201, ticket.text
+    body = ticket.json()
+    assert body["headers"]["x-goog-meta-subject"] == subject
+    assert body["headers"]["Content-Type"] == "application/json"
+    assert body["object"]["name"].endswith("-request.json")
+    # A request, not a photo: the size limit is the request's.
+    assert body["headers"]["x-goog-content-length-range"] == "0,16384"
+    put(body, json.dumps(request["studio"]).encode())
+
+    job = wait_for_job(stack, body["jobId"])
+    assert job.kind == "studio" and job.status is JobStatus.DONE, job.error
+    assert job.inputs is not None and job.inputs.subject == subject
+    listed = api.get(f"/jobs/{job.id}/images", headers=bearer(alice)).json()
+    assert [item["label"] for item in listed["items"]] == ["9:16"]
+    assert httpx.get(listed["items"][0]["image"]["url"], timeout=60).status_code == 200
+
+
+def test_a_closet_item_is_taken_into_the_studio_by_its_owner_only(
+    api, alice, bob, alice_closet, uploads
+):
+    mine = f"{alice_closet.id}/items/0"
+    before = {user.uid: studio_objects(uploads, user) for user in (alice, bob)}
+    cases = [
+        # Somebody else's item, an item that does not exist, a job that does not exist.
+        (bob, item_request(mine), 404, "item_not_found"),
+        (alice, item_request(f"{alice_closet.id}/items/99"), 404, "item_not_found"),
+        (alice, item_request(f"{'0' * 32}/items/0"), 404, "item_not_found"),
+        # The request travels as JSON: with a subject no photo is sent, and no JSON without one.
+        (alice, studio_request({"subject": mine}), 400, "invalid_request"),
+        (alice, {**item_request(mine), "studio": {}}, 400, "invalid_request"),
+        (alice, {**item_request(mine), "size": 20_000}, 413, "request_too_large"),
+    ]
+    for user, body, status, code in cases:
+        answer = api.post("/uploads", json=body, headers=bearer(user))
+        assert (answer.status_code, answer.json()["code"]) == (status, code), body
+        assert "uploadUrl" not in answer.json()
+    assert {user.uid: studio_objects(uploads, user) for user in (alice, bob)} == before

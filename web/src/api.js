@@ -37,9 +37,14 @@ export function createApi(baseUrl, user) {
   }
 
   return {
-    /** {jobId, uploadUrl, headers} for a PUT of the file. */
-    requestUpload: (file) =>
-      call('POST', '/uploads', { filename: file.name, contentType: file.type, size: file.size }),
+    /** {jobId, uploadUrl, headers} for a PUT of the file; `studio`: studio shots of it. */
+    requestUpload: (file, studio) =>
+      call('POST', '/uploads', {
+        filename: file.name,
+        contentType: file.type,
+        size: file.size,
+        ...(studio ? { studio } : {}),
+      }),
     /** Short-lived signed GET URLs of a finished job's outputs. */
     jobImages: (jobId) => call('GET', `/jobs/${encodeURIComponent(jobId)}/images`),
   };

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const PIPELINES = {
   closet: ['ingest', 'remove_background', 'segment', 'expand', 'finalize'],
   tryon: ['tryon_prepare', 'tryon_generate', 'finalize'],
+  studio: ['studio_prepare', 'upscale', 'backdrop', 'caption', 'compose'],
 };
 const STAGE_NAMES = {
   ingest: 'Check photo',
@@ -15,6 +16,11 @@ const STAGE_NAMES = {
   finalize: 'Save images',
   tryon_prepare: 'Check the photos',
   tryon_generate: 'Dress the person',
+  studio_prepare: 'Cut out',
+  upscale: 'Sharpen',
+  backdrop: 'Backdrop',
+  caption: 'Caption',
+  compose: 'Compose',
 };
 // What each error code means to the person who uploaded (codes: DESIGN.md, common/errors.py).
 const ERROR_WORDS = {
@@ -24,6 +30,9 @@ const ERROR_WORDS = {
   too_many_pixels: 'This image has too many pixels.',
   image_too_small: 'This image is too small to work with.',
   no_garment_found: 'No garment was found in this photo.',
+  no_subject_found: 'Nothing stands out in this photo to put in the studio.',
+  item_not_found: 'This closet item is not one of your finished ones.',
+  request_too_large: 'The request is too large.',
   invalid_request: 'The upload was missing something it needs.',
   backend_unavailable: 'A model could not be reached. Please try again later.',
   backend_refused: 'A model refused this photo.',

@@ -1,4 +1,5 @@
-// Sign in, upload a photo through a signed URL, follow its job live, show the garments.
+// Sign in, upload a photo through a signed URL, follow its job live, show the garments (or,
+// in the Studio view, the studio shots of a photo or a closet item).
 import {
   isSignInWithEmailLink,
   onAuthStateChanged,
@@ -15,6 +16,7 @@ import { connect } from './firebase.js';
 import { clearJob, renderJob, showError, showGarments, showProgress, showStatus } from './job.js';
 import { describeSizes, preparePhoto } from './photo.js';
 import { clearRecent, displayName, listenRecent, markCurrent } from './recent.js';
+import { clearShots, setClosetItems, setUpStudio, showShots } from './studio.js';
 
 const $ = (id) => document.getElementById(id);
 const EMAIL_KEY = 'closet.emailForSignIn';
@@ -45,6 +47,8 @@ async function main() {
     if (file) upload(file);
   });
   setUpDrop();
+  setUpTabs();
+  setUpStudio(({ file, subject }, studio) => (file ? upload(file, studio) : sendRequest(subject, studio)));
   window.addEventListener('hashchange', () => {
     const jobId = hashJob();
     if (auth.currentUser && jobId && jobId !== current.jobId) openJob(jobId);
@@ -68,8 +72,12 @@ function signedIn(user) {
   if (!user) return;
   $('account-name').textContent = user.isAnonymous ? `Guest ${user.uid.slice(0, 6)}` : user.email;
   $('account').dataset.uid = user.uid;
-  stopRecent = listenRecent(db, user.uid, (jobId) => (location.hash = `job=${jobId}`), (error) =>
-    notice(`Your recent jobs cannot be listed: ${error.message}`),
+  stopRecent = listenRecent(
+    db,
+    user.uid,
+    (jobId) => (location.hash = `job=${jobId}`),
+    (error) => notice(`Your recent jobs cannot be listed: ${error.message}`),
+    setClosetItems,
   );
   const jobId = hashJob();
   if (jobId) openJob(jobId);
@@ -117,7 +125,20 @@ function setUpDrop() {
   });
 }
 
-async function upload(original) {
+function setUpTabs() {
+  const tabs = [$('tab-closet'), $('tab-studio')];
+  for (const tab of tabs) {
+    tab.addEventListener('click', () => {
+      for (const other of tabs) {
+        other.setAttribute('aria-selected', String(other === tab));
+        $(other.getAttribute('aria-controls')).hidden = other !== tab;
+      }
+    });
+  }
+}
+
+/** A photo, shrunk in the browser, then sent; `studio`: studio shots of it. */
+async function upload(original, studio) {
   notice('');
   startJobCard(original.name);
   showProgress(0, 'Preparing the photo');
@@ -128,9 +149,22 @@ async function upload(original) {
     preview.src = URL.createObjectURL(prepared.file);
     preview.hidden = false;
   }
+  await send(prepared.file, studio);
+}
+
+/** Studio shots of a closet item: no photo travels, the upload is the request itself. */
+async function sendRequest(subject, studio) {
+  notice('');
+  startJobCard(`Studio: ${$('studio-item').selectedOptions[0]?.textContent ?? subject}`);
+  const body = JSON.stringify(studio);
+  await send(new File([body], 'request.json', { type: 'application/json' }), studio);
+}
+
+/** Ask for a signed URL, follow the job it names, PUT the file. */
+async function send(file, studio) {
   let ticket;
   try {
-    ticket = await api.requestUpload(prepared.file);
+    ticket = await api.requestUpload(file, studio);
   } catch (error) {
     return failBeforeJob(error);
   }
@@ -139,7 +173,7 @@ async function upload(original) {
   history.replaceState(null, '', `#job=${ticket.jobId}`);
   $('upload').hidden = false;
   try {
-    await putFile(ticket.uploadUrl, ticket.headers, prepared.file, (fraction) => {
+    await putFile(ticket.uploadUrl, ticket.headers, file, (fraction) => {
       const percent = Math.round(fraction * 100);
       $('upload-bar').style.width = `${percent}%`;
       $('upload-pct').textContent = `${percent}%`;
@@ -165,6 +199,7 @@ function startJobCard(name) {
   $('job-id').textContent = '';
   $('preview').hidden = true;
   $('preview').removeAttribute('src');
+  clearShots();
 }
 
 function openJob(jobId) {
@@ -228,8 +263,10 @@ function listenJob(jobId, { created }) {
 
 async function loadImages(state, jobId, job) {
   try {
-    const urls = signedUrls(await api.jobImages(jobId));
-    if (current === state) showGarments(job, urls);
+    const answer = await api.jobImages(jobId);
+    if (current !== state) return;
+    if (job.kind === 'studio') await showShots({ id: jobId, ...job }, answer, () => current === state);
+    else showGarments(job, signedUrls(answer));
   } catch (error) {
     if (current === state) showError(error.code ?? 'images_failed', error.message);
   }

@@ -5,8 +5,11 @@ import { millis } from './job.js';
 
 const RECENT = 12;
 
-/** Listen to the user's jobs; `open(jobId)` is called when one is clicked. Returns the unsubscribe. */
-export function listenRecent(db, uid, open, onError) {
+/**
+ * Listen to the user's jobs; `open(jobId)` is called when one is clicked, `onJobs(jobs)` with each
+ * new list. Returns the unsubscribe.
+ */
+export function listenRecent(db, uid, open, onError, onJobs = () => {}) {
   // Rules allow listing only with this filter on `uid`; the index is (uid, createdAt desc).
   const jobs = query(
     collection(db, 'jobs'),
@@ -16,7 +19,11 @@ export function listenRecent(db, uid, open, onError) {
   );
   return onSnapshot(
     jobs,
-    (snapshot) => render(snapshot.docs.map((d) => ({ id: d.id, ...d.data() })), open, true),
+    (snapshot) => {
+      const jobs = snapshot.docs.map((d) => ({ id: d.id, ...d.data() }));
+      render(jobs, open, true);
+      onJobs(jobs);
+    },
     onError,
   );
 }
@@ -67,7 +74,8 @@ export function displayName(job) {
 function summary(job) {
   if (job.status === 'done') {
     const count = job.result?.items?.length ?? 0;
-    return `${count} garment${count === 1 ? '' : 's'}`;
+    const noun = job.kind === 'studio' ? 'studio shot' : 'garment';
+    return `${count} ${noun}${count === 1 ? '' : 's'}`;
   }
   if (job.status === 'failed') return job.error?.code ?? 'failed';
   return `${job.progress ?? 0}%`;

@@ -2,11 +2,15 @@
 //
 // Environment: CLOSET_PAGE_URL (the page `closet dev` serves), CLOSET_SAMPLE (a photo),
 // CLOSET_SAMPLE_HEIC (a photo in HEIC, which Chromium cannot decode),
-// CLOSET_SCREENSHOT (where the finished job's picture goes), CHROMIUM (default /usr/bin/chromium),
+// CLOSET_SCREENSHOT (where the finished job's picture goes), CLOSET_STUDIO_SCREENSHOT (the studio's), CHROMIUM (default /usr/bin/chromium),
 // CLOSET_E2E_TIMEOUT_S (how long a job may take; generous: the machine may be loaded);
-// CLOSET_AUTH_URL and CLOSET_AUTH_PROJECT (the Auth emulator, whose outbox the email link is read from).
+// CLOSET_AUTH_URL and CLOSET_AUTH_PROJECT (the Auth emulator, whose outbox the email link is read from),
+// CLOSET_CAPTION_TITLE (the title the fake Gemini gives every studio caption);
+// CLOSET_HARNESS_STDIN=1: the harness (test_web.py) breaks the fake's captions when this script
+// prints "harness: break captions" and answers on stdin when it has (without it, that step is skipped).
 import assert from 'node:assert/strict';
 import process from 'node:process';
+import readline from 'node:readline';
 
 import { chromium } from 'playwright-core';
 
@@ -16,6 +20,8 @@ const AUTH_PROJECT = required('CLOSET_AUTH_PROJECT');
 const SAMPLE = required('CLOSET_SAMPLE');
 const SAMPLE_HEIC = required('CLOSET_SAMPLE_HEIC');
 const SCREENSHOT = required('CLOSET_SCREENSHOT');
+const CAPTION_TITLE = required('CLOSET_CAPTION_TITLE');
+const STUDIO_SCREENSHOT = required('CLOSET_STUDIO_SCREENSHOT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const JOB_TIMEOUT_MS = Number(process.env.CLOSET_E2E_TIMEOUT_S || 240) * 1000;
 const STEP_TIMEOUT_MS = 60_000;
@@ -41,9 +47,48 @@ function ok(text) {
   console.log(`ok - ${text}`);
 }
 
+const harness = process.env.CLOSET_HARNESS_STDIN === '1' ? readline.createInterface({ input: process.stdin }) : null;
+const answers = harness?.[Symbol.asyncIterator]();
+
+/** Ask the harness to do `what` and wait until it says done; false without a harness. */
+async function askHarness(what) {
+  if (!answers) return false;
+  console.log(`harness: ${what}`);
+  const { value, done } = await answers.next();
+  assert.ok(!done && value.trim() === 'done', `the harness answered ${done ? 'nothing' : value}`);
+  return true;
+}
+
+/**
+ * The page's Web Share and clipboard, replaced by recorders: `window.closetShares` gets what
+ * `navigator.share` was called with (each file's name, type, size and first bytes),
+ * `window.closetClipboard` what was copied; `navigator.canShare` answers `window.closetCanShare`.
+ */
+function recordSharing() {
+  window.closetShares = [];
+  window.closetClipboard = [];
+  window.closetCanShare = true;
+  const define = (name, value) => Object.defineProperty(navigator, name, { configurable: true, value });
+  define('canShare', (data) => window.closetCanShare && Array.isArray(data?.files));
+  define('share', async (data) => {
+    const files = await Promise.all(
+      (data.files ?? []).map(async (file) => ({
+        isFile: file instanceof File,
+        name: file.name,
+        type: file.type,
+        size: file.size,
+        magic: new TextDecoder().decode((await file.arrayBuffer()).slice(0, 4)),
+      })),
+    );
+    window.closetShares.push({ title: data.title, text: data.text, files });
+  });
+  define('clipboard', { writeText: async (text) => void window.closetClipboard.push(text) });
+}
+
 /** A page in a fresh context (a new browser profile: a new anonymous user), with its logs kept. */
 async function openPage(browser, logs, who) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await context.addInitScript(recordSharing);
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('console', (message) => logs.push(`${who} console.${message.type()}: ${message.text()}`));
@@ -93,7 +138,7 @@ async function run(browser, logs) {
   const uid = await signIn(page);
   assert.ok(uid, 'the signed-in page names its user');
   ok(`signed in anonymously as ${uid}`);
-  assert.equal(await page.locator('input[type=file]').count(), 1, 'exactly one file input');
+  assert.equal(await page.locator('#closet-view input[type=file]').count(), 1, 'one file input');
 
   await recordStatuses(page);
   await page.setInputFiles('#file', SAMPLE);
@@ -168,6 +213,8 @@ async function run(browser, logs) {
   await page.waitForSelector(`#recent li[data-job-id="${badJob}"] .dot-failed`);
   assert.equal(await page.locator('#recent li').count(), 3, 'the first user lists their three jobs');
 
+  await studio(page, badJob, jobId);
+
   // -- a second user sees none of it -----------------------------------------------------------
   const second = await openPage(browser, logs, 'user 2');
   const other = await signIn(second.page);
@@ -201,6 +248,102 @@ async function run(browser, logs) {
   await third.context.close();
 }
 
+/** The job the page moved to after `previous`, once it is done, with its shots loaded. */
+async function studioJobDone(page, previous, count) {
+  await page.waitForFunction((before) => location.hash !== `#job=${before}`, previous);
+  const id = (await page.evaluate(() => location.hash)).slice('#job='.length);
+  const status = await finalStatus(page);
+  const error = status === 'failed' ? await page.textContent('#error') : '';
+  assert.equal(status, 'done', `the studio job ${id} finished ${status}: ${error}`);
+  await page.waitForFunction(
+    (n) => {
+      const images = [...document.querySelectorAll('#shot-list img')];
+      const loaded = images.length === n && images.every((image) => image.complete && image.naturalWidth > 0);
+      return loaded && !document.getElementById('share').disabled;
+    },
+    count,
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  return id;
+}
+
+/** Studio shots of a photo, shared (and downloaded where files cannot be shared), then of an item. */
+async function studio(page, previous, closetJob) {
+  await page.click('#tab-studio');
+  assert.equal(await page.getAttribute('#tab-studio', 'aria-selected'), 'true');
+  assert.ok(await page.isHidden('#closet-view'), 'the closet view makes room');
+  await page.setInputFiles('#studio-file', SAMPLE);
+  await page.selectOption('#studio-style', 'gradient');
+  await page.uncheck('input[name=aspect][value="9:16"]');
+  await page.fill('#studio-context', 'size M, organic cotton');
+  await page.click('#studio-submit');
+  const shotJob = await studioJobDone(page, previous, 2);
+  const labels = await page.locator('#shot-list figcaption').allTextContents();
+  assert.deepEqual(labels, ['1:1', '4:5']);
+  ok(`studio job ${shotJob} done: shots ${labels.join(', ')}`);
+
+  // The caption, and its copy button.
+  assert.equal(await page.textContent('#caption-title'), CAPTION_TITLE);
+  await page.click('#copy-caption');
+  await page.waitForFunction(() => window.closetClipboard.length === 1);
+  const copied = await page.evaluate(() => window.closetClipboard[0]);
+  assert.ok(copied.startsWith(CAPTION_TITLE) && /#\w+/.test(copied), `copied: ${copied}`);
+  ok('the caption is shown and copied');
+
+  // Save / Share: the image files go to the share sheet.
+  await page.click('#share');
+  await page.waitForFunction(() => window.closetShares.length === 1);
+  const shared = await page.evaluate(() => window.closetShares[0]);
+  assert.equal(shared.files.length, 2, 'one file a shot');
+  for (const file of shared.files) {
+    assert.ok(file.isFile && file.size > 0, `a non-empty File: ${JSON.stringify(file)}`);
+    assert.equal(file.type, 'image/webp');
+    assert.equal(file.magic, 'RIFF', `the bytes of a WebP: ${file.name}`);
+  }
+  assert.equal(shared.title, CAPTION_TITLE);
+  assert.ok(await page.isHidden('#downloads'), 'no download links when files can be shared');
+  ok(`shared ${shared.files.map((file) => `${file.name} (${file.size} B)`).join(', ')}`);
+
+  // A browser that cannot share files gets a download link for each shot.
+  await page.evaluate(() => (window.closetCanShare = false));
+  await page.click('#share');
+  await page.waitForSelector('#downloads a[download]');
+  const downloads = await page.$$eval('#downloads a[download]', (links) =>
+    Promise.all(
+      links.map(async (link) => {
+        const blob = await (await fetch(link.href)).blob();
+        return { name: link.download, type: blob.type, size: blob.size };
+      }),
+    ),
+  );
+  assert.equal(downloads.length, 2);
+  assert.ok(downloads.every((d) => d.type === 'image/webp' && d.size > 0 && d.name.endsWith('.webp')));
+  assert.equal(await page.evaluate(() => window.closetShares.length), 1, 'share was not called again');
+  ok(`download links: ${downloads.map((d) => d.name).join(', ')}`);
+  await page.screenshot({ path: STUDIO_SCREENSHOT, fullPage: true });
+
+  // A closet item of this user's, in the studio: only the request travels. The caption model
+  // now answers something unusable: the shots come without a caption, and the page says so.
+  const noCaption = await askHarness('break captions');
+  await page.check('input[name=source][value=item]');
+  const subject = `${closetJob}/items/0`;
+  await page.selectOption('#studio-item', subject);
+  await page.uncheck('input[name=aspect][value="4:5"]');
+  await page.click('#studio-submit');
+  const itemJob = await studioJobDone(page, shotJob, 1);
+  assert.deepEqual(await page.locator('#shot-list figcaption').allTextContents(), ['1:1']);
+  ok(`studio job ${itemJob} of closet item ${subject} done`);
+  if (noCaption) {
+    assert.equal(await page.textContent('#caption-title'), 'No caption');
+    assert.match(await page.textContent('#caption-notes'), /no caption: .*caption/i);
+    assert.ok(await page.isDisabled('#copy-caption'), 'nothing to copy');
+    ok(`without a caption the page says so: "${await page.textContent('#caption-notes')}"`);
+  } else {
+    ok('(no harness: the shots without a caption are not checked)');
+  }
+  await page.click('#tab-closet');
+}
+
 const logs = [];
 const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ARGS });
 try {
@@ -211,5 +354,6 @@ try {
   console.error(`--- browser log (${logs.length} lines) ---\n${logs.join('\n')}`);
   process.exitCode = 1;
 } finally {
+  harness?.close();
   await browser.close();
 }
