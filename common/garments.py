@@ -32,20 +32,32 @@ def touched_edges(mask: Mask, min_run: int = 3) -> list[str]:
     return [name for name, line in edges.items() if int(line.sum()) >= min_run]
 
 
+GROW = 2
+"""Pixels the mask is grown by, so the cut-out's soft edge is kept whole."""
+
+
 def garment_image(cutout: Image.Image, mask: Mask, bbox: BBox, pad: int = 4) -> Image.Image:
-    """The garment alone: the cut-out's soft alpha limited to the (slightly grown) mask."""
-    grown = ndimage.binary_dilation(mask, iterations=2)
-    rgba = np.asarray(cutout.convert("RGBA")).copy()
-    rgba[..., 3] = np.where(grown, rgba[..., 3], 0)
-    left, top, right, bottom = bbox
+    """The garment alone: the cut-out's soft alpha limited to the (slightly grown) mask, in
+    its box widened by `pad`.
+
+    Only the box and the `GROW` pixels around it are read: what the growing mask reaches
+    inside the box depends on nothing further out, so the result is the whole image's.
+    """
     height, width = mask.shape
+    left, top, right, bottom = bbox
     box = (
         max(0, left - pad),
         max(0, top - pad),
         min(width, right + pad),
         min(height, bottom + pad),
     )
-    return Image.fromarray(rgba, "RGBA").crop(box)
+    x0, y0 = max(0, box[0] - GROW), max(0, box[1] - GROW)
+    x1, y1 = min(width, box[2] + GROW), min(height, box[3] + GROW)
+    grown = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=GROW)
+    rgba = np.array(cutout.crop((x0, y0, x1, y1)).convert("RGBA"))
+    rgba[..., 3] = np.where(grown, rgba[..., 3], 0)
+    inner = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+    return Image.fromarray(rgba, "RGBA").crop(inner)
 
 
 def mask_to_image(mask: Mask) -> Image.Image:

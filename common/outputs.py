@@ -3,6 +3,8 @@ results bucket, the manifest beside them, and the result cached when it may be."
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,20 @@ class Results:
     def __init__(self, settings: Settings, blobs: BlobStore) -> None:
         self.settings = settings
         self.blobs = blobs
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The encoders' threads: started on first use in this process, then kept (a forked
+        child has none of its parent's threads, so it starts its own)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool[0] != os.getpid():
+                pool = ThreadPoolExecutor(
+                    max_workers=self.settings.encode_workers, thread_name_prefix="encode"
+                )
+                self._pool = (os.getpid(), pool)
+            return self._pool[1]
 
     @property
     def ext(self) -> str:
@@ -51,8 +67,7 @@ class Results:
         """Encode and write each output, in order; an output a generator yields starts at once.
 
         Pillow releases the GIL while encoding, so threads give real parallelism here."""
-        with ThreadPoolExecutor(max_workers=self.settings.encode_workers) as pool:
-            return list(pool.map(self.store, outputs))
+        return list(self.pool.map(self.store, outputs))
 
     def store(self, output: Output) -> ImageRef:
         settings = self.settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Self
 
 from common import cache, imaging
@@ -61,18 +62,20 @@ class Finalize:
         cutout = imaging.open_work(self.blobs.read(work, message.refs["cutout"]))
         prefix = cache.results_prefix(message.kind, message.job_id)
 
-        outputs = [Output(f"{prefix}/cutout.{self.results.ext}", cutout, settings.output_max_size)]
-        for index, garment in enumerate(segments.garments):
-            expansion = expansions.items[index] if expansions else None
-            if expansion and expansion.completed_image:
-                image = imaging.open_work(self.blobs.read(work, expansion.completed_image))
-            else:
-                mask = image_to_mask(imaging.open_work(self.blobs.read(work, garment.mask)))
-                image = garment_image(cutout, mask, garment.bbox)
-            stem = f"{prefix}/items/{index}-{garment.label}"
-            outputs += self.results.image_and_thumbnail(stem, image, settings.output_max_size)
+        def outputs() -> Iterator[Output]:
+            yield Output(f"{prefix}/cutout.{self.results.ext}", cutout, settings.output_max_size)
+            for index, garment in enumerate(segments.garments):
+                expansion = expansions.items[index] if expansions else None
+                if expansion and expansion.completed_image:
+                    image = imaging.open_work(self.blobs.read(work, expansion.completed_image))
+                else:
+                    mask = image_to_mask(imaging.open_work(self.blobs.read(work, garment.mask)))
+                    image = garment_image(cutout, mask, garment.bbox)
+                stem = f"{prefix}/items/{index}-{garment.label}"
+                yield from self.results.image_and_thumbnail(stem, image, settings.output_max_size)
 
-        refs = self.results.store_all(outputs)
+        # Each image encodes while the next garment is cut.
+        refs = self.results.store_all(outputs())
 
         items = []
         for index, garment in enumerate(segments.garments):
