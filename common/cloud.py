@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.cloud import firestore, pubsub_v1, storage  # type: ignore[attr-defined]
+from google.cloud import firestore, storage  # type: ignore[attr-defined]
 
 from common.adapters.firestore import FirestoreJobStore
 from common.adapters.gcs import GcsBlobStore
-from common.adapters.pubsub import PubSubBus
+from common.adapters.pubsub import PubSubBus, publisher
 from common.config import Settings
 from common.ports import BlobStore, Bus, JobStore
 
@@ -29,7 +29,7 @@ def cloud_ports(settings: Settings) -> CloudPorts:
     """One Firestore, one Pub/Sub publisher and one Cloud Storage client for `settings.project`."""
     return CloudPorts(
         jobs=firestore_jobs(settings),
-        bus=PubSubBus(pubsub_v1.PublisherClient(), settings.project),
+        bus=PubSubBus(publisher(), settings.project),
         blobs=GcsBlobStore(storage.Client(project=settings.project)),
     )
 

@@ -9,6 +9,14 @@ from common.errors import TransientError
 from common.schemas import StageMessage
 
 PUBLISH_TIMEOUT_S = 30.0
+# Every publish is waited for before the step goes on, so a batch never gathers a second
+# message: send each at once instead of after the client's default 10 ms batching delay.
+UNBATCHED = pubsub_v1.types.BatchSettings(max_messages=1)
+
+
+def publisher() -> pubsub_v1.PublisherClient:
+    """A publisher client that sends each message as it is published."""
+    return pubsub_v1.PublisherClient(batch_settings=UNBATCHED)
 
 
 def topic_for(stage: str) -> str:
