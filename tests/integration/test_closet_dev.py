@@ -93,51 +93,33 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
             if state["page"]
             else None
         )
-        submit = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "common.cli",
-                "submit",
-                str(REPO / "tests/data/sample-shirt.jpg"),
-                "--watch",
-                "--json",
-                "--state",
-                str(state_file),
-                "--timeout",
-                "60",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        studio = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "common.cli",
-                "submit",
-                str(REPO / "tests/data/sample-shirt.jpg"),
-                "--studio",
-                "--style",
-                "white",
-                "--aspect",
-                "1:1",
-                "--watch",
-                "--json",
-                "--state",
-                str(state_file),
-                "--timeout",
-                "60",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+
+        def closet_submit(*options: str) -> subprocess.CompletedProcess[str]:
+            """`closet submit` of the sample to this stack, watched to its end, as JSON."""
+            return subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "common.cli",
+                    "submit",
+                    str(REPO / "tests/data/sample-shirt.jpg"),
+                    *options,
+                    "--watch",
+                    "--json",
+                    "--state",
+                    str(state_file),
+                    "--timeout",
+                    "60",
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        submit = closet_submit()
+        studio = closet_submit("--studio", "--style", "white", "--aspect", "1:1")
     finally:
         dev.send_signal(stop_signal)
         output = dev.communicate(timeout=60)[0]

@@ -26,7 +26,7 @@ from PIL import Image
 
 from common.backends.upscale.base import UpscaleBackend, target_size
 from common.backends.upscale.lanczos import resize_rgba
-from common.config import Settings, available_cpus
+from common.config import Settings
 from common.errors import ConfigurationError
 from common.studio.compose import defringe
 
@@ -73,7 +73,8 @@ class RealEsrganUpscale(UpscaleBackend):
         path = half if providers[0] == "CUDAExecutionProvider" and half.is_file() else onnx
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or available_cpus()
+        if threads:  # else ONNX Runtime's own choice
+            options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         ran = self.session.get_providers()[0]
