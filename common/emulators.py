@@ -13,6 +13,7 @@ import functools
 import importlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,12 +43,35 @@ class EmulatorUnavailable(EmulatorError):
     """An emulator cannot run on this machine (gcloud, Java or a binary is missing)."""
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out as the local end of outgoing connections."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port that nothing listens on right now."""
+    """A TCP port that nothing listens on right now, outside the ephemeral range.
+
+    A port the kernel picks (`bind(host, 0)`) comes from the ephemeral range, which is also
+    where every outgoing connection takes its local port: between choosing a port and the server
+    binding it, a client's connection (to an emulator, say) can take it, and the server then
+    fails with "address already in use". Ports below that range are never given out that way.
+    """
+    ephemeral = ephemeral_ports()
+    low, high = 10000, ephemeral.start - 1
+    if high - low >= 1000:
+        generator = random.SystemRandom()
+        for _ in range(200):
+            port = generator.randint(low, high)
+            if port_is_free(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        chosen: int = probe.getsockname()[1]
+        return chosen
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -14,13 +14,14 @@ from common.backends.background import new_background
 from common.backends.background.space import SpaceBackground
 from common.backends.gradio_space import map_error as _map_error
 from common.config import Settings
+from common.emulators import free_port
 from common.errors import (
     BackendUnavailable,
     ConfigurationError,
     PermanentError,
     TransientError,
 )
-from tests.fakes.gradio_app import free_port, launched
+from tests.fakes.gradio_app import launched
 from tests.synthetic import alpha_at, bright_square
 
 pytestmark = [

@@ -1,0 +1,29 @@
+"""`free_port` picks ports that an outgoing connection cannot take before the server binds."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from common.emulators import ephemeral_ports, free_port, port_is_free
+
+
+def test_free_ports_lie_outside_the_range_outgoing_connections_take_their_ports_from():
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+    assert not any(port in ephemeral for port in ports)
+    assert len(ports) > 40  # chosen at random, not the same few each time
+
+
+def test_a_free_port_can_be_listened_on_and_is_then_no_longer_free():
+    port = free_port()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert not port_is_free("127.0.0.1", port)
+    assert port_is_free("127.0.0.1", port)
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel():
+    text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    assert (ephemeral_ports().start, ephemeral_ports().stop - 1) == (int(text[0]), int(text[1]))
