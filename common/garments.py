@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy import ndimage
 
+from common.morphology import dilate
 from common.schemas import BBox
 
 Mask = npt.NDArray[np.bool_]
@@ -53,7 +53,7 @@ def garment_image(cutout: Image.Image, mask: Mask, bbox: BBox, pad: int = 4) -> 
     )
     x0, y0 = max(0, box[0] - GROW), max(0, box[1] - GROW)
     x1, y1 = min(width, box[2] + GROW), min(height, box[3] + GROW)
-    grown = ndimage.binary_dilation(mask[y0:y1, x0:x1], iterations=GROW)
+    grown = dilate(mask[y0:y1, x0:x1], GROW)
     rgba = np.array(cutout.crop((x0, y0, x1, y1)).convert("RGBA"))
     rgba[..., 3] = np.where(grown, rgba[..., 3], 0)
     inner = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)

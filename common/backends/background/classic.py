@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from common.backends.background.base import BackgroundBackend
 from common.config import Settings
+from common.morphology import dilate, erode
 
 Floats = NDArray[np.float32]
 Bools = NDArray[np.bool_]
@@ -275,8 +276,8 @@ def _edge_alpha(
     mostly chroma, off the garment's direction, so the projection shaves it off.
     """
     height, width = pixels.shape[:2]
-    inner = ndimage.binary_erosion(mask, structure=_SQUARE, iterations=_BAND_IN, border_value=1)
-    band = ndimage.binary_dilation(mask, structure=_SQUARE) & ~inner
+    inner = erode(mask, _BAND_IN, "square")
+    band = dilate(mask, 1, "square") & ~inner
     # The colour a fully covered pixel shows: mean difference of the nearest inner pixels.
     size = 2 * _BAND_IN + 5
     weight = ndimage.uniform_filter(inner.astype(np.float32), size=size)
@@ -322,8 +323,8 @@ def _edge_alpha(
     # (or well outside) wander, which would read as a faint, ragged rim.
     # Holes of the alpha inside the mask are texture; holes of the mask itself stay open.
     hard = (alpha >= 128) | (_filled(alpha >= 128) & _upscaled(mask, width, height).astype(bool))
-    alpha[ndimage.binary_erosion(hard, structure=_SQUARE, border_value=1)] = 255
-    alpha[ndimage.binary_erosion(~hard, structure=_SQUARE, border_value=1)] = 0
+    alpha[erode(hard, 1, "square")] = 255
+    alpha[erode(~hard, 1, "square")] = 0
     alpha[hard & (alpha < 128)] = 128
     return np.asarray(alpha, dtype=np.uint8)
 
@@ -362,7 +363,7 @@ class ClassicBackground(BackgroundBackend):
         # corners. Refit a richer surface on everything seen as background, twice, since each
         # better fit gives back background the previous one took for garment.
         for _ in range(_REFITS):
-            seen = ~ndimage.binary_dilation(mask, iterations=2)
+            seen = ~dilate(mask, 2)
             refit = _interior_fit(pixels, seen, _NOISE_FLOOR, _INTERIOR_DEGREE)
             if refit is None:
                 break
