@@ -231,6 +231,9 @@ class Settings(BaseSettings):
 
     output_format: OutputFormat = _setting("CLOSET_OUTPUT_FORMAT", "webp")
     output_quality: int = _setting("CLOSET_OUTPUT_QUALITY", 85, ge=1, le=100)
+    # WebP's effort, 0 to 6: 2 encodes a 1024 px cut-out in half the time of libwebp's default
+    # 4 for about 7% more bytes; 6 is smallest and many times slower.
+    webp_method: int = _setting("CLOSET_WEBP_METHOD", 2, ge=0, le=6)
     output_max_size: int = _setting("CLOSET_OUTPUT_MAX_SIZE", 1024, ge=16, le=8192)
     thumbnail_size: int = _setting("CLOSET_THUMBNAIL_SIZE", 256, ge=16, le=8192)
     encode_workers: int = _setting("CLOSET_ENCODE_WORKERS", 4, ge=1, le=64)
@@ -373,6 +376,12 @@ class Settings(BaseSettings):
         return self.upscale_dir / f"{self.upscale_model}.onnx"
 
     @property
+    def encoding(self) -> list[object]:
+        """How outputs are encoded: part of every result's cache key."""
+        method = self.webp_method if self.output_format == "webp" else None
+        return [self.output_format, self.output_quality, method]
+
+    @property
     def resolved_upscale_backend(self) -> str:
         """`realesrgan` when its ONNX file exists, else `lanczos` (no model)."""
         if self.upscale_backend:
@@ -409,7 +418,7 @@ class Settings(BaseSettings):
             # What ingest accepts: a cached result must not outlive a tightened limit.
             "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
             "working_size": self.working_size,
-            "output": [self.output_format, self.output_quality, self.output_max_size],
+            "output": [*self.encoding, self.output_max_size],
             "thumbnail": self.thumbnail_size,
         }
 
@@ -425,7 +434,7 @@ class Settings(BaseSettings):
             "gemini": self.tryon_gemini_model if backend == "gemini" else None,
             "space": [self.tryon_space, self.tryon_space_steps] if backend == "space" else None,
             "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
-            "output": [self.output_format, self.output_quality, self.output_max_size],
+            "output": [*self.encoding, self.output_max_size],
             "thumbnail": self.thumbnail_size,
         }
 
@@ -452,7 +461,7 @@ class Settings(BaseSettings):
             "caption": caption,
             "caption_model": self.caption_model if caption == "gemini" else None,
             "accepts": [list(self.allowed_formats), self.max_bytes, self.max_pixels, self.min_side],
-            "output": [self.output_format, self.output_quality],
+            "output": self.encoding,
             "thumbnail": self.thumbnail_size,
         }
 

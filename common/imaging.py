@@ -6,6 +6,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pillow_heif
@@ -20,6 +21,9 @@ from common.errors import (
     TransientError,
     UnsupportedFormat,
 )
+
+if TYPE_CHECKING:
+    from common.ports import BlobStore
 
 # HEIC/HEIF through libheif (pillow-heif); AVIF is Pillow's own (wheels built with libavif).
 pillow_heif.register_heif_opener()
@@ -300,11 +304,11 @@ def fit(image: Image.Image, max_size: int) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def encode(image: Image.Image, fmt: str, *, quality: int = 85) -> bytes:
+def encode(image: Image.Image, fmt: str, *, quality: int = 85, webp_method: int = 4) -> bytes:
     """Encode an output image; JPEG has no alpha, so cut-outs are flattened onto white."""
     buffer = io.BytesIO()
     if fmt == "webp":
-        image.save(buffer, format="WEBP", quality=quality, method=4)
+        image.save(buffer, format="WEBP", quality=quality, method=webp_method)
     elif fmt == "jpeg":
         flat = image
         if image.mode == "RGBA":
@@ -320,11 +324,26 @@ def encode(image: Image.Image, fmt: str, *, quality: int = 85) -> bytes:
     return buffer.getvalue()
 
 
+# Work artefacts are read only by the next stage, so they are stored uncompressed: zlib at its
+# fastest level (PNG) took 50 to 90 ms for a 1024 px cut-out and 15 to 30 ms to read back, while
+# the 2 to 3 times larger file costs a few milliseconds more on the wire (same region, no egress
+# charge) and lives one day. TIFF keeps every mode we write (RGB, RGBA unassociated, L) exactly.
+WORK_SUFFIX = ".tiff"
+WORK_CONTENT_TYPE = "image/tiff"
+
+
 def encode_work(image: Image.Image) -> bytes:
     """Lossless and fast, for artefacts that only the next stage reads."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
+    image.save(buffer, format="TIFF", compression="raw")
     return buffer.getvalue()
+
+
+def write_work(blobs: BlobStore, bucket: str, job_id: str, stem: str, image: Image.Image) -> str:
+    """Store a job's intermediate image as `work/{job_id}/{stem}.tiff`; its name is the ref."""
+    name = f"work/{job_id}/{stem}{WORK_SUFFIX}"
+    blobs.write(bucket, name, encode_work(image), WORK_CONTENT_TYPE)
+    return name
 
 
 def open_remote(data: bytes, *, max_pixels: int = 64_000_000) -> Image.Image:
@@ -351,7 +370,8 @@ def open_remote(data: bytes, *, max_pixels: int = 64_000_000) -> Image.Image:
 
 
 def open_work(data: bytes) -> Image.Image:
-    """Open an artefact the pipeline itself wrote."""
-    image = Image.open(io.BytesIO(data), formats=["PNG"])
+    """Open an artefact the pipeline itself wrote (PNG: written before the switch to TIFF, by a
+    job that was under way while a new version rolled out)."""
+    image = Image.open(io.BytesIO(data), formats=["TIFF", "PNG"])
     image.load()
     return image

@@ -72,7 +72,12 @@ class Results:
     def store(self, output: Output) -> ImageRef:
         settings = self.settings
         image = imaging.fit(output.image, output.max_size)
-        data = imaging.encode(image, settings.output_format, quality=settings.output_quality)
+        data = imaging.encode(
+            image,
+            settings.output_format,
+            quality=settings.output_quality,
+            webp_method=settings.webp_method,
+        )
         url = self.blobs.write(
             settings.results_bucket,
             output.name,

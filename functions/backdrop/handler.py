@@ -42,6 +42,5 @@ class Backdrop:
         drawn = render_with_fallback(
             self.backend, request, retry_transient=message.attempt < self.settings.max_attempts
         )
-        name = f"work/{message.job_id}/backdrop.png"
-        self.blobs.write(work, name, imaging.encode_work(drawn.image), "image/png")
+        name = imaging.write_work(self.blobs, work, message.job_id, "backdrop", drawn.image)
         return StageOutcome(backend=drawn.backend, refs={"backdrop": name}, reason=drawn.fallback)

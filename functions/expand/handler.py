@@ -59,9 +59,9 @@ class Expand:
             edges = touched_edges(mask)
             if self.settings.completion and edges:
                 completed = self._cut_out(backend.complete(crop, garment.label, edges))
-                name = f"work/{message.job_id}/completed-{index}.png"
-                self.blobs.write(bucket, name, imaging.encode_work(completed), "image/png")
-                expansion.completed_image = name
+                expansion.completed_image = imaging.write_work(
+                    self.blobs, bucket, message.job_id, f"completed-{index}", completed
+                )
                 crop = completed
             if self.settings.tagging:
                 expansion.attributes = backend.tag(crop, garment.label)

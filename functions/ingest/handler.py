@@ -50,10 +50,7 @@ class Ingest:
 
         decoded = intake.decode(data, settings, settings.working_size)
         source = source.model_copy(update={"content_type": imaging.CONTENT_TYPES[decoded.format]})
-        name = f"work/{job.id}/input.png"
-        self.blobs.write(
-            settings.work_bucket, name, imaging.encode_work(decoded.image), "image/png"
-        )
+        name = imaging.write_work(self.blobs, settings.work_bucket, job.id, "input", decoded.image)
         width, height = decoded.image.size
         return StageOutcome(
             backend=decoded.format,

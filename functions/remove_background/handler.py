@@ -29,6 +29,5 @@ class RemoveBackground:
         bucket = self.settings.work_bucket
         image = imaging.open_work(self.blobs.read(bucket, message.refs["input"]))
         cutout, backend = intake.cut_out(image, self.backend, NoGarmentFound, "photo")
-        name = f"work/{message.job_id}/cutout.png"
-        self.blobs.write(bucket, name, imaging.encode_work(cutout), "image/png")
+        name = imaging.write_work(self.blobs, bucket, message.job_id, "cutout", cutout)
         return StageOutcome(backend=backend, refs={"cutout": name})

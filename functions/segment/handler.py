@@ -42,12 +42,12 @@ class Segment:
         kept = [g for g in found if g.mask.sum() / total >= self.settings.min_garment_area]
         kept.sort(key=lambda g: int(g.mask.sum()), reverse=True)
         for index, found_garment in enumerate(kept[:MAX_ITEMS]):
-            mask_name = f"work/{message.job_id}/mask-{index}.png"
-            self.blobs.write(
+            mask_name = imaging.write_work(
+                self.blobs,
                 bucket,
-                mask_name,
-                imaging.encode_work(mask_to_image(found_garment.mask)),
-                "image/png",
+                message.job_id,
+                f"mask-{index}",
+                mask_to_image(found_garment.mask),
             )
             garments.append(
                 Garment(

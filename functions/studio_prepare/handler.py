@@ -55,9 +55,8 @@ class StudioPrepare:
             }
         )
         work = self.settings.work_bucket
-        subject = f"work/{job.id}/subject.png"
+        subject = imaging.write_work(self.blobs, work, job.id, "subject", cutout)
         planned = f"work/{job.id}/studio.json"
-        self.blobs.write(work, subject, imaging.encode_work(cutout), "image/png")
         self.blobs.write(
             work, planned, plan.model_dump_json(by_alias=True).encode(), "application/json"
         )

@@ -53,6 +53,5 @@ class TryonGenerate:
             self.jobs.advance(message.job_id, JobUpdate(message=text))
 
         dressed = self.backend.generate(request, progress)
-        name = f"work/{message.job_id}/tryon.png"
-        self.blobs.write(work, name, imaging.encode_work(dressed.convert("RGB")), "image/png")
+        name = imaging.write_work(self.blobs, work, message.job_id, "tryon", dressed.convert("RGB"))
         return StageOutcome(backend=self.backend.name, refs={"tryon": name})

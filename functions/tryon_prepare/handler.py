@@ -79,13 +79,11 @@ class TryonPrepare:
             )
 
         work = settings.work_bucket
-        person_name = f"work/{job.id}/person.png"
-        garment_name = f"work/{job.id}/garment.png"
-        self.blobs.write(
-            work, person_name, imaging.encode_work(person.image.convert("RGB")), "image/png"
+        person_name = imaging.write_work(
+            self.blobs, work, job.id, "person", person.image.convert("RGB")
         )
-        self.blobs.write(
-            work, garment_name, imaging.encode_work(self._dressed(garment.image)), "image/png"
+        garment_name = imaging.write_work(
+            self.blobs, work, job.id, "garment", self._dressed(garment.image)
         )
         attributes = garment.item.attributes
         described = [garment.item.label.replace("-", " ")]

@@ -50,8 +50,7 @@ class Upscale:
             )
         )
         larger = self.backend.upscale(crop, need / have)
-        name = f"work/{message.job_id}/subject-upscaled.png"
-        self.blobs.write(work, name, imaging.encode_work(larger), "image/png")
+        name = imaging.write_work(self.blobs, work, message.job_id, "subject-upscaled", larger)
         return StageOutcome(
             backend=f"{self.backend.name}/{self.backend.device}",
             refs={"upscaled": name},

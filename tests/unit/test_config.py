@@ -6,8 +6,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from common import imaging
+from common.adapters.folder import FolderBlobStore
 from common.config import (
     Settings,
     available_cpus,
@@ -16,6 +20,7 @@ from common.config import (
     warn_unknown_variables,
 )
 from common.errors import ConfigurationError
+from common.outputs import Output, Results
 
 
 def test_defaults_need_no_environment():
@@ -133,6 +138,27 @@ def test_fingerprint_changes_with_result_shaping_settings():
     assert base.fingerprint() == Settings.from_env({}).fingerprint()
     assert base.fingerprint() != Settings.from_env({"CLOSET_OUTPUT_FORMAT": "png"}).fingerprint()
     assert base.fingerprint() != Settings.from_env({"CLOSET_WORKING_SIZE": "512"}).fingerprint()
+    effort = {"CLOSET_WEBP_METHOD": "6"}
+    assert base.fingerprint() != Settings.from_env(effort).fingerprint()
+    assert base.studio_fingerprint() != Settings.from_env(effort).studio_fingerprint()
+    # WebP's effort shapes nothing but WebP.
+    jpeg = {"CLOSET_OUTPUT_FORMAT": "jpeg"}
+    assert Settings.from_env(jpeg).fingerprint() == Settings.from_env(jpeg | effort).fingerprint()
+
+
+def test_outputs_are_encoded_with_the_configured_webp_effort(tmp_path):
+    yy, xx = np.mgrid[:96, :128]
+    pixels = np.stack([xx * 2, yy * 2, (xx * yy) % 256, np.full_like(xx, 255)], axis=-1)
+    image = Image.fromarray(pixels.astype(np.uint8), "RGBA")
+    sizes = {}
+    for method in ("0", "6"):
+        settings = Settings.from_env({"CLOSET_WEBP_METHOD": method}, local_root=tmp_path)
+        results = Results(settings, FolderBlobStore(tmp_path / method))
+        (ref,) = results.store_all([Output(f"m{method}.webp", image, 1024)])
+        data = FolderBlobStore(tmp_path / method).read(settings.results_bucket, ref.path)
+        assert data == imaging.encode(image, "webp", quality=85, webp_method=int(method))
+        sizes[method] = len(data)
+    assert sizes["6"] < sizes["0"]
 
 
 def test_readme_lists_every_variable():

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from common import imaging
+from common.adapters.folder import FolderBlobStore
 from common.errors import (
     ImageTooLarge,
     InvalidImage,
@@ -229,3 +230,33 @@ def test_large_images_of_every_mode_keep_their_colours_when_shrunk(mode):
     assert np.abs(shirt - reference).max() < 30, (shirt, reference)
     if mode == "P-transparent":
         assert decoded.image.mode == "RGBA" and decoded.image.getpixel((2, 2))[3] == 0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_work_artefacts_come_back_exactly_as_written(mode):
+    rng = np.random.default_rng(7)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, size=(61, 83, channels), dtype=np.uint8)
+    if mode == "RGBA":
+        pixels[:10, :, 3] = 0  # colour under fully transparent pixels is kept too
+    image = Image.fromarray(pixels.squeeze(), mode)
+    data = imaging.encode_work(image)
+    assert data[:4] in (b"II*\x00", b"MM\x00*")  # uncompressed TIFF: no zlib on the way
+    back = imaging.open_work(data)
+    assert back.mode == mode
+    assert np.array_equal(np.asarray(back), pixels.squeeze())
+
+
+def test_work_artefacts_written_as_png_by_an_earlier_version_still_open():
+    image = Image.fromarray(np.arange(64 * 32, dtype=np.uint8).reshape(32, 64) % 251, "L")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    assert np.array_equal(np.asarray(imaging.open_work(buffer.getvalue())), np.asarray(image))
+
+
+def test_a_work_image_is_named_by_its_job_and_stem(tmp_path):
+    blobs = FolderBlobStore(tmp_path)
+    image = Image.new("RGBA", (8, 4), (1, 2, 3, 4))
+    name = imaging.write_work(blobs, "work-bucket", "job-1", "cutout", image)
+    assert name == "work/job-1/cutout.tiff"
+    assert imaging.open_work(blobs.read("work-bucket", name)).getpixel((0, 0)) == (1, 2, 3, 4)
