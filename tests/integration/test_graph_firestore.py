@@ -71,3 +71,53 @@ def test_instances_writing_one_job_at_once_lose_no_write(jobs, twin) -> None:
     assert {name: job.stages[name].status for name in names if name in job.stages} == dict.fromkeys(
         names, StageStatus.DONE
     )
+
+
+def test_a_step_reads_the_job_document_once(jobs, monkeypatch) -> None:
+    """The runtime's look at the job, the claim and the finish: one read, two writes (the claim
+    and the finish start from the copy this instance read or wrote last)."""
+    from google.cloud.firestore_v1.document import DocumentReference
+
+    from common.adapters.inline import InlineBus
+    from tests.unit.test_graph import Recording, first, get, new_job, run
+
+    reads: list[str] = []
+    real_get = DocumentReference.get
+
+    def counted(self: DocumentReference, *args: Any, **kwargs: Any) -> Any:
+        reads.append(self.id)
+        return real_get(self, *args, **kwargs)
+
+    job_id = new_job(jobs)
+    monkeypatch.setattr(DocumentReference, "get", counted)
+    bus = InlineBus()
+    run(Recording("prepare"), first(job_id), jobs, bus)
+
+    assert reads == [job_id]
+    assert get(jobs, job_id).stages["prepare"].status.value == "done"
+    assert sorted(message.stage for message in iter(bus.pop, None)) == ["left", "right"]
+
+
+def test_a_copy_another_instance_has_changed_since_is_read_again(jobs, twin) -> None:
+    """This instance's last copy of the job is stale once another writes: its next change
+    still keeps the other's, and a decision to write nothing is taken on the document as it
+    is now (here: the step the other instance claimed is held, not free)."""
+    from common.schemas import Claim, JobUpdate, StageRecord, StageStatus
+    from tests.unit.test_graph import DIAMOND, get, new_job
+
+    job_id = new_job(jobs)
+    get(jobs, job_id)  # this instance's copy
+    other = twin()
+    other.advance(job_id, JobUpdate(stages={"prepare": StageRecord(status=StageStatus.DONE)}))
+    _, found = other.claim(job_id, "left", "other-owner", 60.0, DIAMOND)
+    assert found is Claim.CLAIMED
+
+    _, found = jobs.claim(job_id, "left", "this-owner", 60.0, DIAMOND)
+    assert found is Claim.HELD
+    jobs.advance(job_id, JobUpdate(stages={"right": StageRecord(status=StageStatus.DONE)}))
+
+    job = get(twin(), job_id)
+    assert job.stages["prepare"].status is StageStatus.DONE
+    assert job.stages["right"].status is StageStatus.DONE
+    lease = job.stages["left"].lease
+    assert lease is not None and lease.owner == "other-owner"

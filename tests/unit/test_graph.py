@@ -322,6 +322,7 @@ def test_progress_never_decreases_whatever_branch_finishes_first(
     job_id, branches = prepared(jobs, bus)
     seen: list[int] = []
     unsubscribe = jobs.listen(job_id, lambda job: seen.append(job.progress))
+    wait_for(lambda: bool(seen))  # Firestore's first report comes a moment after listening
 
     after_each = []
     for name in order:
