@@ -47,6 +47,14 @@ _environ: ContextVar[Mapping[str, str] | None] = ContextVar("closet_environ", de
 
 LOCAL_PROJECT = "closet-local"
 
+# The environment every function process starts with: the container image's ENV, and what
+# `closet dev` gives the processes it starts. glibc gives each thread that allocates its own
+# arena (up to eight per core) and keeps what each one frees: a function's request threads
+# moving multi-megabyte images through them grew resident memory by 40 to 100 MB over 200
+# studio jobs, unevenly, with no leak behind it. Two arenas kept studio_prepare flat (1.6 MB)
+# and compose within 35 MB of where it was after job 10, all of it before job 50.
+PROCESS_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "2"}
+
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may keep busy: its affinity, capped by a cgroup v2 CPU quota.

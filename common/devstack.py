@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Self, TextIO
 
-from common.config import Settings
+from common.config import PROCESS_ENV, Settings
 from common.emulators import (
     HOST,
     AuthEmulator,
@@ -112,7 +112,7 @@ class FunctionProcess:
                 f"--port={self.port}",
             ],
             cwd=REPO,
-            env=self.env,
+            env={**PROCESS_ENV, **self.env},
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,

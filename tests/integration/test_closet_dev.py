@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from common.config import PROCESS_ENV
 from common.emulators import EmulatorUnavailable, fake_gcs_binary, free_port, port_is_free
 from common.topology import load
 from tests.integration.conftest import emulators_unavailable
@@ -34,6 +35,18 @@ def free_run_of_ports(count: int) -> int:
         ):
             return base
     raise AssertionError("no run of free ports found")
+
+
+def environment_of(word: str) -> dict[str, str]:
+    """The environment of the live process whose command line contains `word`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and word in (entry / "cmdline").read_bytes().decode():
+                pairs = (entry / "environ").read_bytes().split(b"\0")
+                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+        except OSError:
+            continue
+    raise AssertionError(f"no process with {word!r} on its command line")
 
 
 def processes_mentioning(words: list[str]) -> list[str]:
@@ -120,6 +133,8 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
 
         submit = closet_submit()
         studio = closet_submit("--studio", "--style", "white", "--aspect", "1:1")
+        segment_port = state["functions"]["segment"].rstrip("/").rsplit(":", 1)[1]
+        segment_env = environment_of(f"--port={segment_port}")
     finally:
         dev.send_signal(stop_signal)
         output = dev.communicate(timeout=60)[0]
@@ -135,6 +150,8 @@ def test_dev_serves_a_submitted_job_and_stops_everything_it_started(tmp_path, st
     assert shots["inputs"]["style"] == "white" and shots["inputs"]["aspects"] == ["1:1"]
     assert [item["label"] for item in shots["result"]["items"]] == ["1:1"]
     assert set(state) >= {"project", "buckets", "env", "functions"}
+    # Each function process starts with the environment its container image sets.
+    assert {k: segment_env.get(k) for k in PROCESS_ENV} == PROCESS_ENV
     assert list(state["functions"]) == FUNCTIONS
     assert state["api"] == state["functions"]["api"].rstrip("/")
     assert {"tryon_prepare", "tryon_generate"} <= set(FUNCTIONS)

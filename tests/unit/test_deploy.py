@@ -20,6 +20,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from common.config import PROCESS_ENV
 from common.deploy import memory_mi, render_cloudbuild, render_tfvars, service_name, sized
 from common.topology import FunctionSpec, Topology, load
 
@@ -520,6 +521,16 @@ def test_the_image_runs_as_a_non_root_user_with_functions_framework() -> None:
     # Weights come from the build stage that fetched them, never from the serving process.
     assert any(line.startswith("COPY --from=weights /models") for line in final)
     assert any("closet models fetch" in line for line in dockerfile_stages()[1])
+
+
+def test_the_image_starts_its_process_with_the_environment_closet_dev_gives_functions() -> None:
+    env_lines = [line for line in dockerfile_stages()[-1] if line.upper().startswith("ENV ")]
+    declared = dict(
+        word.split("=", 1) for line in env_lines for word in shlex.split(line)[1:] if "=" in word
+    )
+    assert PROCESS_ENV  # the image and `closet dev` agree on something real
+    for name, value in PROCESS_ENV.items():
+        assert declared.get(name) == value, f"the Dockerfile should set {name}={value}"
 
 
 @pytest.mark.parametrize("function", deployed_functions())
