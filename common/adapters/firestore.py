@@ -141,8 +141,8 @@ class FirestoreJobStore:
         hold read locks that make each other wait and abort (the emulator times every such
         conflict out after seconds), where a write that lost the race costs one more read.
         The read is skipped when this process read or wrote the document last (the runtime's
-        look at the job, then the claim, the stage's progress and the finish: one read a step
-        instead of four); a write from that copy is as conditional as one from a fresh read.
+        look at the job, then the claim and the finish: one read where there were three); a
+        write from that copy is as conditional as one from a fresh read.
         """
         reference = self._jobs.document(job_id)
         # Changes of one job within a process take turns: they would only lose races to

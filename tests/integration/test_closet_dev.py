@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from common.config import PROCESS_ENV
-from common.emulators import EmulatorUnavailable, fake_gcs_binary, free_port, port_is_free
+from common.emulators import (
+    EmulatorUnavailable,
+    ephemeral_ports,
+    fake_gcs_binary,
+    free_port,
+    port_is_free,
+)
 from common.topology import load
 from tests.integration.conftest import emulators_unavailable
 
@@ -30,7 +36,8 @@ def free_run_of_ports(count: int) -> int:
     """A base port with `count` free ports from it on (for `--ports BASE`)."""
     for _ in range(50):
         base = free_port()
-        if base + count < 65536 and all(
+        # Below the ephemeral range, where free_port picks: no client connection takes them.
+        if base + count <= ephemeral_ports().start and all(
             port_is_free("127.0.0.1", p) for p in range(base, base + count)
         ):
             return base

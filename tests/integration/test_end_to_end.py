@@ -190,7 +190,7 @@ def test_a_message_delivered_twice_does_the_work_once(stack, jobs, gcs, gemini):
         segment_again = StageMessage(
             job_id=job_id,
             stage="segment",
-            refs={"input": f"work/{job_id}/input.png", "cutout": f"work/{job_id}/cutout.png"},
+            refs={"input": f"work/{job_id}/input.tiff", "cutout": f"work/{job_id}/cutout.tiff"},
         )
         running = jobs.get(job_id)
 

@@ -212,7 +212,7 @@ def test_ingest_starts_the_job_and_runs_ingest_for_an_upload(
     # The upload event was ingest's delivery: the only message sent is the next stage's.
     assert following is not None
     assert following.stage == "remove_background"
-    assert following.refs["input"] == f"work/{UPLOAD_JOB_ID}/input.png"
+    assert following.refs["input"] == f"work/{UPLOAD_JOB_ID}/input.tiff"
     assert len(ports.bus) == 0
 
 

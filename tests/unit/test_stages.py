@@ -61,10 +61,10 @@ def write_work_images(blobs: FolderBlobStore, settings: Settings) -> dict[str, s
     image = Image.new("RGB", (200, 100), (20, 120, 200))
     cutout = image.copy()
     cutout.putalpha(Image.fromarray(np.where(box_mask(10, 10, 190, 90), 255, 0).astype(np.uint8)))
-    refs = {"input": f"work/{JOB}/input.png", "cutout": f"work/{JOB}/cutout.png"}
-    blobs.write(settings.work_bucket, refs["input"], imaging.encode_work(image), "image/png")
-    blobs.write(settings.work_bucket, refs["cutout"], imaging.encode_work(cutout), "image/png")
-    return refs
+    return {
+        "input": imaging.write_work(blobs, settings.work_bucket, JOB, "input", image),
+        "cutout": imaging.write_work(blobs, settings.work_bucket, JOB, "cutout", cutout),
+    }
 
 
 def test_segment_keeps_garments_above_the_area_floor_largest_first(settings, blobs):
