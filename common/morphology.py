@@ -1,10 +1,11 @@
 """Binary dilation and erosion by a 3x3 cross or square, repeated, as shifted ORs and ANDs.
 
-The same pixels as `scipy.ndimage.binary_dilation` and `binary_erosion` (with
-`border_value=1` for erosion: outside the image counts as set, so a mask touching the frame
-is not eaten from there), at a tenth of the time or less: scipy walks a generic structuring
-element pixel by pixel on every iteration, while a shift is one vectorised pass per
-direction. Used on every job (the classic cut-out's edge band, each garment's grown mask).
+The same pixels as `scipy.ndimage.binary_dilation` and `binary_erosion` (erosion with
+`border_value=1` by default: outside the image counts as set, so a mask touching the frame is
+not eaten from there; or 0), 6 to 35 times faster on a 1024x768 mask: scipy walks a generic
+structuring element pixel by pixel on every iteration, while a shift is one vectorised pass
+per direction. Used on every job (the classic cut-out's edge band, each garment's grown mask,
+single-garment mode's cores).
 """
 
 from __future__ import annotations
@@ -38,10 +39,17 @@ def dilate(mask: Bools, iterations: int = 1, shape: Shape = "cross") -> Bools:
     return grown
 
 
-def erode(mask: Bools, iterations: int = 1, shape: Shape = "cross") -> Bools:
-    """Keep the pixels whose whole neighbourhood, `iterations` steps deep, is set (outside the
-    image counts as set)."""
+def erode(
+    mask: Bools, iterations: int = 1, shape: Shape = "cross", *, outside: bool = True
+) -> Bools:
+    """Keep the pixels whose whole neighbourhood, `iterations` steps deep, is set; `outside`
+    is what lies beyond the image (scipy's `border_value`)."""
     shrunk = np.asarray(mask, dtype=bool)
     for _ in range(iterations):
         shrunk = _step(shrunk, np.logical_and, shape)
+        if not outside:
+            # Every neighbourhood of the frame's pixels reaches outside (corners too, for both
+            # shapes), so each step clears the frame.
+            shrunk[[0, -1], :] = False
+            shrunk[:, [0, -1]] = False
     return shrunk

@@ -38,6 +38,8 @@ def test_dilation_and_erosion_match_scipy(shape, iterations):
             mask, structure=structure, iterations=iterations, border_value=1
         )
         assert np.array_equal(erode(mask, iterations, shape), expected)
+        expected = ndimage.binary_erosion(mask, structure=structure, iterations=iterations)
+        assert np.array_equal(erode(mask, iterations, shape, outside=False), expected)
 
 
 def test_the_input_mask_is_left_as_it_was():

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from common.backends.segmentation.base import GarmentMask, Mask, SegmentationBackend
 from common.config import Settings
+from common.morphology import erode
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 # A piece is a garment of its own when it is at least this share of the image...
@@ -43,7 +44,7 @@ class SingleGarment(SegmentationBackend):
         sizes[0] = 0
         floor = max(_MIN_SHARE * foreground.size, _MIN_OF_LARGEST * sizes.max())
         radius = max(1, round(_MIN_THICKNESS * min(foreground.shape) / 2))
-        core = ndimage.binary_erosion(foreground, structure=_EIGHT, iterations=radius)
+        core = erode(foreground, radius, "square", outside=False)
         thick = np.bincount(labels[core], minlength=count + 1) > 0
         garments = np.flatnonzero((sizes >= floor) & thick)
         if len(garments) == 0:
