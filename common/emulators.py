@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,6 +53,10 @@ def ephemeral_ports() -> range:
     return range(low, high + 1)
 
 
+_handed_out = threading.Lock()
+_next_port: list[int] = []  # where the next search starts; chosen at random on first use
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port that nothing listens on right now, outside the ephemeral range.
 
@@ -59,15 +64,20 @@ def free_port(host: str = HOST) -> int:
     where every outgoing connection takes its local port: between choosing a port and the server
     binding it, a client's connection (to an emulator, say) can take it, and the server then
     fails with "address already in use". Ports below that range are never given out that way.
+    They are handed out in turn from a random start, as the kernel does, never at random each
+    time: two emulators asking before either has bound must not get the same port.
     """
-    ephemeral = ephemeral_ports()
-    low, high = 10000, ephemeral.start - 1
+    low, high = 10000, ephemeral_ports().start - 1
     if high - low >= 1000:
-        generator = random.SystemRandom()
-        for _ in range(200):
-            port = generator.randint(low, high)
-            if port_is_free(host, port):
-                return port
+        span = high - low + 1
+        with _handed_out:
+            if not _next_port:
+                _next_port.append(random.SystemRandom().randint(low, high))
+            for _ in range(span):
+                port = _next_port[0]
+                _next_port[0] = low + (port + 1 - low) % span
+                if port_is_free(host, port):
+                    return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         chosen: int = probe.getsockname()[1]
